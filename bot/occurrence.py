@@ -1,0 +1,60 @@
+"""What the plan produces: occurrences of messages, and their expansion into one delivery per target."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+KINDS = (
+    "holiday_notice", "holiday_return", "meeting_reminder", "meeting_change",
+    "study_prompt", "study_nudge", "study_overdue", "announcement",
+)
+
+KIND_LABELS = {
+    "holiday_notice": "节前廉洁提醒",
+    "holiday_return": "节后收心提醒",
+    "meeting_reminder": "会议提醒",
+    "meeting_change": "会议变更通知",
+    "study_prompt": "学习提醒",
+    "study_nudge": "学习催办",
+    "study_overdue": "逾期未学通报",
+    "announcement": "通知",
+}
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One message that is due at one instant, to one or more targets.
+
+    ``occurrence`` identifies what it is about within its rule (a holiday block, a meeting
+    occurrence, a study item, an offset); with the rule, the due instant and a target it makes the
+    delivery key, which is unique in the outbox.
+    """
+
+    rule: str
+    kind: str
+    occurrence: str
+    due_at: datetime
+    targets: tuple[str, ...]
+    template: str
+    context: Mapping[str, Any]
+    reason: str
+    item: str | None = None
+    provisional: bool = False
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind}")
+        if self.due_at.tzinfo is None:
+            raise ValueError("due_at must be aware")
+
+    def key_for(self, target: str) -> str:
+        return delivery_key(self.rule, self.occurrence, self.due_at, target)
+
+
+def delivery_key(rule: str, occurrence: str, due_at: datetime, target: str) -> str:
+    """The outbox's unique key: (rule, occurrence, due instant, target)."""
+    return f"{rule}|{occurrence}|{due_at.strftime('%Y-%m-%dT%H:%M%z')}|{target}"

@@ -29,8 +29,11 @@ class Occurrence:
     """One message that is due at one instant, to one or more targets.
 
     ``occurrence`` identifies what it is about within its rule (a holiday block, a meeting
-    occurrence, a study item, an offset); with the rule, the due instant and a target it makes the
-    delivery key, which is unique in the outbox.
+    occurrence and reminder offset, a study item and nudge); with the rule and a target it makes
+    the delivery key, which is unique in the outbox. The due instant is deliberately not part of
+    the key: when an amended holiday or a moved meeting shifts a message that is still pending,
+    re-planning moves the pending row instead of adding a second one, and a message already sent
+    is never sent again because its time moved.
     """
 
     rule: str
@@ -52,9 +55,9 @@ class Occurrence:
             raise ValueError("due_at must be aware")
 
     def key_for(self, target: str) -> str:
-        return delivery_key(self.rule, self.occurrence, self.due_at, target)
+        return delivery_key(self.rule, self.occurrence, target)
 
 
-def delivery_key(rule: str, occurrence: str, due_at: datetime, target: str) -> str:
-    """The outbox's unique key: (rule, occurrence, due instant, target)."""
-    return f"{rule}|{occurrence}|{due_at.strftime('%Y-%m-%dT%H:%M%z')}|{target}"
+def delivery_key(rule: str, occurrence: str, target: str) -> str:
+    """The outbox's unique key: (rule, occurrence, target)."""
+    return f"{rule}|{occurrence}|{target}"

@@ -51,7 +51,11 @@ def _construct(node: yaml.Node, path: KeyPath, lines: LineMap, loader: yaml.Safe
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. an impossible date such as 2026-02-30
+        raise yaml.constructor.ConstructorError(
+            None, None, f"无法识别的值 {node.value}（{exc}）", node.start_mark) from None
 
 
 def parse_yaml(text: str, source: str | Path, error: type = ScheduleError) -> tuple[Any, LineMap]:

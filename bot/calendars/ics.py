@@ -1,0 +1,251 @@
+"""iCalendar (.ics) files and URLs → meeting events, with icalendar + recurring_ical_events.
+
+Handles what Outlook, Google and WeCom / Tencent Meeting export: RRULE with EXDATE and
+RECURRENCE-ID overrides, VTIMEZONE and Windows zone names ("China Standard Time"), all-day
+events and STATUS:CANCELLED. Every time becomes Beijing time: floating times and TZIDs nobody
+knows (tools write "Asia/Beijing") are read as Beijing wall time, the zone they were meant in.
+
+``fetch_ics`` is the only part that touches the network; it keeps the last good copy on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import icalendar
+import recurring_ical_events
+import requests
+
+from bot.clock import BEIJING
+from bot.errors import ScheduleError
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 5_000_000
+ICS_FIX = "用日历软件重新导出该日历（iCalendar .ics 格式），或改正所指的行"
+_URL = re.compile(r"https?://[^\s<>\"'，。；）]+")
+
+
+@dataclass(frozen=True)
+class IcsEvent:
+    """One occurrence of one VEVENT, in Beijing time."""
+
+    uid: str                  # UID@original start: stable across moves of this occurrence
+    event_uid: str
+    original_start: datetime
+    start: datetime
+    end: datetime
+    all_day: bool
+    summary: str
+    location: str
+    description: str
+    video: str
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    text: str | None          # the calendar to use: fresh, or the last good copy; None if never fetched
+    from_cache: bool
+    error: str | None         # Chinese, for the administrators; None when the fetch went well
+
+
+def parse_ics(text: str, source: str) -> icalendar.Calendar:
+    """The calendar in ``text``; ScheduleError naming ``source``, the line and the fix if broken."""
+    try:
+        calendar = icalendar.Calendar.from_ical(text)
+    except ValueError as exc:
+        raise ScheduleError(f"无法解析的日历内容（{exc}）", file=source, line=_quoted_line(text, str(exc)),
+                            fix=ICS_FIX) from None
+    for component in calendar.walk():
+        _check_component(component, text, source)
+    return calendar
+
+
+def ics_events(text: str, source: str, start: date, end: date) -> list[IcsEvent]:
+    """Every occurrence starting between start and end (both included), ordered by start."""
+    calendar = parse_ics(text, source)
+    cancelled_all = str(calendar.get("METHOD", "")).upper() == "CANCEL"
+    try:
+        found = recurring_ical_events.of(calendar).between(start, end + timedelta(days=1))
+    except (ValueError, TypeError) as exc:
+        raise ScheduleError(f"日历的重复规则无法展开（{exc}）", file=source, fix=ICS_FIX) from None
+    events = [_event(component, cancelled_all) for component in found]
+    return sorted(events, key=lambda e: (e.start, e.uid))
+
+
+def _check_component(component: icalendar.cal.Component, text: str, source: str) -> None:
+    for name, message in getattr(component, "errors", []):
+        raise ScheduleError(f"{_describe(component)}的 {name} 无法识别（{message}）", file=source,
+                            line=_property_line(text, name), key=name, fix=ICS_FIX)
+    if component.name == "VEVENT" and "DTSTART" not in component:
+        raise ScheduleError(f"{_describe(component)}缺少开始时间 DTSTART", file=source,
+                            line=_property_line(text, "UID", str(component.get("UID", ""))), fix=ICS_FIX)
+
+
+def _describe(component: icalendar.cal.Component) -> str:
+    summary, uid = component.get("SUMMARY"), component.get("UID")
+    if component.name != "VEVENT":
+        return f"{component.name} 组件"
+    return f"日程“{summary or '（无标题）'}”（UID {uid or '无'}）"
+
+
+def _event(component: icalendar.cal.Component, cancelled_all: bool) -> IcsEvent:
+    start_value = component["DTSTART"].dt
+    start = to_beijing(start_value)
+    end = to_beijing(component["DTEND"].dt) if "DTEND" in component else start
+    original = component.get("RECURRENCE-ID")
+    original_start = to_beijing(original.dt) if original is not None else start
+    event_uid = str(component.get("UID", "")) or f"{component.get('SUMMARY', '')}@{start:%Y%m%d}"
+    location = str(component.get("LOCATION", "")).strip()
+    description = str(component.get("DESCRIPTION", "")).strip()
+    status = str(component.get("STATUS", "")).upper()
+    return IcsEvent(
+        uid=f"{event_uid}@{original_start:%Y-%m-%dT%H:%M}", event_uid=event_uid,
+        original_start=original_start, start=start, end=max(end, start),
+        all_day=not isinstance(start_value, datetime), summary=str(component.get("SUMMARY", "")).strip(),
+        location="" if _URL.fullmatch(location) else location, description=description,
+        video=_video_link(component, location, description),
+        cancelled=cancelled_all or status == "CANCELLED",
+    )
+
+
+def to_beijing(value: date | datetime) -> datetime:
+    """An aware Beijing datetime; dates become midnight, naive times are Beijing wall time."""
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(), tzinfo=BEIJING)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=BEIJING)
+    return value.astimezone(BEIJING)
+
+
+def _video_link(component: icalendar.cal.Component, location: str, description: str) -> str:
+    if "URL" in component:
+        return str(component["URL"])
+    match = _URL.search(location) or _URL.search(description)
+    return match.group(0) if match else ""
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Unfolded content lines, each with the number of its first physical line."""
+    lines: list[tuple[int, str]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw[:1] in (" ", "\t") and lines:
+            lines[-1] = (lines[-1][0], lines[-1][1] + raw[1:])
+        else:
+            lines.append((number, raw))
+    return lines
+
+
+def _property_line(text: str, name: str, value: str = "") -> int | None:
+    for number, line in _logical_lines(text):
+        head = re.split(r"[;:]", line, maxsplit=1)[0].strip().upper()
+        if head == name.upper() and value in line:
+            return number
+    return None
+
+
+def _quoted_line(text: str, message: str) -> int | None:
+    match = re.search(r"'([^']+)'", message)
+    if not match:
+        return None
+    return next((n for n, line in _logical_lines(text) if match.group(1)[:40] in line), None)
+
+
+# --- fetching URLs -------------------------------------------------------------------------------
+
+
+def fetch_ics(url: str, cache_dir: Path, session: requests.Session, timeout: float = 10) -> FetchResult:
+    """Fetch a calendar URL conditionally; on any failure keep the last good copy and say why."""
+    cache = _Cache(Path(cache_dir), url)
+    cached_text, meta = cache.read()
+    headers = _conditional_headers(meta) if cached_text is not None else {}
+    try:
+        response = session.get(url, headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        return _keep(cache, cached_text, f"无法连接（{type(exc).__name__}）")
+    if response.status_code == 304 and cached_text is not None:
+        return FetchResult(cached_text, True, None)
+    if response.status_code != 200:
+        return _keep(cache, cached_text, f"服务器返回 HTTP {response.status_code}")
+    return _accept(cache, cached_text, response)
+
+
+def _accept(cache: _Cache, cached_text: str | None, response: requests.Response) -> FetchResult:
+    if len(response.content) > MAX_BYTES:
+        return _keep(cache, cached_text, f"日历文件超过 {MAX_BYTES // 1_000_000} MB")
+    text = _decode(response.content)
+    try:
+        parse_ics(text, cache.shown_url)
+    except ScheduleError as exc:
+        return _keep(cache, cached_text, f"下载的内容不是有效的日历：{exc}")
+    cache.write(text, {"etag": response.headers.get("ETag"),
+                       "last_modified": response.headers.get("Last-Modified")})
+    log.info("fetched calendar %s (%d bytes)", cache.shown_url, len(response.content))
+    return FetchResult(text, False, None)
+
+
+def _keep(cache: _Cache, cached_text: str | None, reason: str) -> FetchResult:
+    kept = "继续使用上次成功获取的副本" if cached_text is not None else "此前没有成功获取过，该日历中的会议暂不提醒"
+    error = f"获取日历 {cache.shown_url} 失败：{reason}；{kept}。处理办法：检查日历地址和网络，或联系日历发布方"
+    log.warning("calendar fetch failed: %s (%s)", cache.shown_url, reason)
+    return FetchResult(cached_text, cached_text is not None, error)
+
+
+def _conditional_headers(meta: dict[str, str | None]) -> dict[str, str]:
+    pairs = (("If-None-Match", meta.get("etag")), ("If-Modified-Since", meta.get("last_modified")))
+    return {name: value for name, value in pairs if value}
+
+
+def _decode(content: bytes) -> str:
+    # RFC 5545 says UTF-8, but some Chinese tools still export GB18030 (GBK).
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return content.decode("gb18030", errors="replace")
+
+
+class _Cache:
+    """The last good copy of one URL and its validators, as two files named after the URL's hash."""
+
+    def __init__(self, directory: Path, url: str) -> None:
+        name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+        self.text_path = directory / f"{name}.ics"
+        self.meta_path = directory / f"{name}.json"
+        self.shown_url = redact_url(url)
+
+    def read(self) -> tuple[str | None, dict[str, str | None]]:
+        try:
+            text = self.text_path.read_text(encoding="utf-8")
+            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None, {}
+        return text, meta
+
+    def write(self, text: str, meta: dict[str, str | None]) -> None:
+        self.text_path.parent.mkdir(parents=True, exist_ok=True)
+        _replace(self.text_path, text)
+        _replace(self.meta_path, json.dumps(meta, ensure_ascii=False))
+
+
+def _replace(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def redact_url(url: str) -> str:
+    """Private calendar URLs carry secrets in their path or query: show the host only."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return "（日历地址）"
+    last = parts.path.rsplit("/", 1)[-1]
+    return f"{parts.scheme}://{parts.netloc}/…" + (f"/{last}" if 0 < len(last) <= 40 else "")

@@ -1,0 +1,113 @@
+"""The `wecom-reminder` command. Errors become a Chinese message on stderr and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from bot.clock import BEIJING, SystemClock
+from bot.errors import BotError
+
+EXIT_OK, EXIT_WARNINGS, EXIT_ERRORS = 0, 1, 2
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"日期格式应为 YYYY-MM-DD，收到 {value}") from None
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"时间格式应为 YYYY-MM-DD HH:MM，收到 {value}") from None
+    return moment.replace(tzinfo=BEIJING) if moment.tzinfo is None else moment
+
+
+class ChineseParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERRORS, f"参数错误：{message}\n运行 wecom-reminder --help 查看用法。\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ChineseParser(prog="wecom-reminder", description="廉洁过节提醒、会议提醒与学习台账：企业微信推送服务")
+    parser.add_argument("--config", help="配置文件路径（默认：环境变量 WECOM_REMINDER_CONFIG，或 ./config.yaml）")
+    parser.add_argument("-v", "--verbose", action="store_true", help="输出调试日志")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ChineseParser, metavar="命令")
+
+    p = sub.add_parser("plan", help="列出计划发送的消息")
+    p.add_argument("--from", dest="start", type=_date, help="起始日期（默认今天）")
+    p.add_argument("--to", dest="end", type=_date, help="结束日期（默认起始日期后 90 天）")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出，每条消息每个对象一项")
+
+    p = sub.add_parser("check", help="检查配置、日程和模板")
+    p.add_argument("--today", type=_date, help="按指定日期检查（用于演练，默认今天）")
+
+    sub.add_parser("run", help="运行服务：定时发送、回调和管理后台")
+    p = sub.add_parser("demo", help="同时启动内置企业微信模拟器和服务，用于体验")
+    p.add_argument("--no-welcome", action="store_true", help="启动时不发送演示消息")
+    sub.add_parser("simulator", help="只启动内置企业微信模拟器")
+
+    p = sub.add_parser("send", help="立即（或在指定时间）发送一条消息")
+    p.add_argument("--template", required=True, help="模板名称，如 holiday_integrity")
+    p.add_argument("--to", required=True, action="append", help="推送对象或分组名称，可重复")
+    p.add_argument("--at", type=_moment, help="发送时间，如 2026-12-01 09:00（默认立即发送）")
+
+    p = sub.add_parser("deliveries", help="查看最近的发送记录")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--status", help="只看某种状态：pending sent failed missed …")
+    p.add_argument("--limit", type=int, default=50)
+
+    p = sub.add_parser("report", help="学习台账：各支部学习完成情况")
+    p.add_argument("--item", help="学习事项编号")
+    p.add_argument("--year", type=int, help="年度（默认今年）")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", type=Path, help="导出 CSV 文件")
+    p.add_argument("--xlsx", type=Path, help="导出 Excel 文件")
+
+    p = sub.add_parser("meetings", help="会议计划与三会一课落实情况")
+    p.add_argument("--year", type=int, help="年度（默认今年）")
+
+    p = sub.add_parser("admin", help="管理后台账号")
+    admin = p.add_subparsers(dest="admin_command", required=True, parser_class=ChineseParser, metavar="操作")
+    a = admin.add_parser("create", help="创建账号（随后输入密码）")
+    a.add_argument("name")
+    a.add_argument("--role", choices=["admin", "readonly"], default="admin",
+                   help="admin：管理员（可修改）；readonly：只读")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot import commands
+    handler: Callable[[argparse.Namespace], int] = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args)
+    except BotError as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        return 130
+
+
+def today_in_beijing() -> date:
+    return SystemClock().now().date()
+
+
+def default_window(start: date | None, end: date | None) -> tuple[date, date]:
+    start = start or today_in_beijing()
+    return start, end or start + timedelta(days=90)
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))

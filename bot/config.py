@@ -1,0 +1,403 @@
+"""config.yaml → typed settings.
+
+Any string value may be ``${ENV_VAR}`` or ``file:/path`` so secrets stay out of the file. Unknown
+keys are errors, and every error names the file, the line, the key path and the fix, in Chinese.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
+
+from bot.errors import ConfigError
+from bot.yamlfile import KeyPath, LineMap, dotted, load_yaml
+
+CONFIG_ENV = "WECOM_REMINDER_CONFIG"
+STATUTORY_FESTIVALS = ("new_year", "spring_festival", "tomb_sweeping", "labour_day",
+                       "dragon_boat", "mid_autumn", "national_day")
+_ENV_PATTERN = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|秒|分钟|小时|天)$")
+_DURATION_UNITS = {"s": 1, "秒": 1, "m": 60, "分钟": 60, "h": 3600, "小时": 3600, "d": 86400, "天": 86400}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'2h', '30m', '90s', '1d' (or 小时/分钟/秒/天) → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value).strip())
+    if not match:
+        raise ValueError("时长格式应为 数字+单位，如 2h、30m、90s、1d")
+    return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def parse_clock_time(value: Any) -> time:
+    """'10:00' → time(10, 0). YAML may already give minutes for an unquoted 10:00 (sexagesimal)."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML 1.1 reads an unquoted 10:00 as 600
+        value = f"{value // 60}:{value % 60:02d}"
+    match = re.match(r"^(\d{1,2}):(\d{2})$", str(value).strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError("时间格式应为 HH:MM，如 10:00")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+Duration = Annotated[timedelta, Field(json_schema_extra={"format": "duration"})]
+
+
+class Secretary(Strict):
+    userid: str
+    name: str
+
+
+class Branch(Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]
+    name: str
+    secretary: Secretary
+    group: str | None = None  # the branch's group target
+
+    @property
+    def secretary_target(self) -> str:
+        return f"{self.id}_secretary"
+
+
+class Organisation(Strict):
+    name: str = "本单位"
+    branches: list[Branch] = []
+
+
+class RobotTarget(Strict):
+    type: Literal["robot"]
+    title: str | None = None
+    key: SecretStr
+    mentioned_list: list[str] = []
+    mentioned_mobile_list: list[str] = []
+
+
+class AppTarget(Strict):
+    type: Literal["app"]
+    title: str | None = None
+    users: list[str] = []
+    parties: list[str] = []
+    tags: list[str] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AppTarget:
+        if not (self.users or self.parties or self.tags):
+            raise ValueError("应用消息至少需要 users、parties、tags 之一")
+        return self
+
+
+class AppChatTarget(Strict):
+    type: Literal["appchat"]
+    title: str | None = None
+    chatid: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,32}$")]
+
+
+class ConsoleTarget(Strict):
+    type: Literal["console"]
+    title: str | None = None
+
+
+Target = Annotated[RobotTarget | AppTarget | AppChatTarget | ConsoleTarget, Field(discriminator="type")]
+
+
+class HolidayRule(Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]
+    kind: Literal["holiday_notice", "holiday_return"]
+    template: str
+    to: list[str]
+    holidays: Literal["all"] | list[Literal[STATUTORY_FESTIVALS]] | None = None  # type: ignore[valid-type]
+    festivals: list[str] | None = None  # lunar festivals: 元宵 七夕 重阳 …
+    workdays_before: Annotated[int, Field(ge=0, le=30)] = 1
+    at: time
+    enabled: bool = True
+
+    _at = field_validator("at", mode="before")(parse_clock_time)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> HolidayRule:
+        if (self.holidays is None) == (self.festivals is None):
+            raise ValueError("规则须且只能指定 holidays（法定节假日）或 festivals（农历节日）之一")
+        if self.kind == "holiday_return" and self.festivals:
+            raise ValueError("节后收心提醒只适用于法定节假日（holidays）")
+        return self
+
+
+class StudySettings(Strict):
+    prompt_template: str = "study_prompt"
+    nudge_template: str = "study_nudge"
+    overdue_template: str = "study_overdue"
+    group_notice: bool = False  # also tell each audience branch's group when an item is published
+
+
+class DeliverySettings(Strict):
+    grace: timedelta = timedelta(hours=2)
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+    robot_per_minute: Annotated[int, Field(ge=1, le=20)] = 20
+    request_timeout: timedelta = timedelta(seconds=10)
+    ambiguous_robot_send: Literal["resend", "report"] = "resend"
+    horizon: timedelta = timedelta(days=35)  # how far ahead the outbox is filled
+
+    _durations = field_validator("grace", "request_timeout", "horizon", mode="before")(parse_duration)
+
+
+class CallbackSettings(Strict):
+    token: SecretStr
+    encoding_aes_key: SecretStr
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"[A-Za-z0-9]{43}", value.get_secret_value()):
+            raise ValueError("EncodingAESKey 应为 43 位字母或数字")
+        return value
+
+
+class WeComSettings(Strict):
+    api_base: str = "http://127.0.0.1:9000"
+    corp_id: str
+    agent_id: int
+    secret: SecretStr
+    callback: CallbackSettings
+
+
+class ServerSettings(Strict):
+    listen: str = "127.0.0.1:8080"
+    secret_key: SecretStr | None = None  # signs console sessions; generated and kept in data/ when absent
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen 应为 主机:端口，如 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class DatabaseSettings(Strict):
+    url: SecretStr = SecretStr("sqlite:///data/wecom-reminder.db")
+
+
+class PathSettings(Strict):
+    schedules: Path = Path("schedules")
+    messages: Path = Path("messages")
+    data: Path = Path("data")
+
+
+class AdminSettings(Strict):
+    target: str | None = None  # alerts (failed, missed, overdue studies) go here
+
+
+class Settings(Strict):
+    timezone: str = "Asia/Shanghai"
+    organisation: Organisation = Organisation()
+    targets: dict[str, Target] = {}
+    groups: dict[str, list[str]] = {}
+    admins: AdminSettings = AdminSettings()
+    rules: list[HolidayRule] = []
+    studies: StudySettings = StudySettings()
+    delivery: DeliverySettings = DeliverySettings()
+    database: DatabaseSettings = DatabaseSettings()
+    paths: PathSettings = PathSettings()
+    wecom: WeComSettings | None = None
+    server: ServerSettings = ServerSettings()
+    source: Path | None = None  # the file these settings came from (set by the loader)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("未知的时区名称，应为 Asia/Shanghai 这样的 IANA 时区") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def all_targets(self) -> dict[str, Any]:
+        """Configured targets plus one app target per branch secretary (``<branch>_secretary``)."""
+        derived = {b.secretary_target: AppTarget(type="app", title=f"{b.name}书记", users=[b.secretary.userid])
+                   for b in self.organisation.branches}
+        return {**derived, **self.targets}
+
+    def resolve_targets(self, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        """Expand group names into target names, keeping order and dropping repeats."""
+        resolved: list[str] = []
+        for name in names:
+            for target in self.groups.get(name, [name]):
+                if target not in resolved:
+                    resolved.append(target)
+        return tuple(resolved)
+
+    def branch(self, branch_id: str) -> Branch | None:
+        return next((b for b in self.organisation.branches if b.id == branch_id), None)
+
+    def database_url(self) -> str:
+        """The database URL; a relative SQLite path is relative to the config file's folder."""
+        url = self.database.url.get_secret_value()
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            base = self.source.parent if self.source else Path.cwd()
+            return prefix + str(base / url[len(prefix):])
+        return url
+
+    def path(self, which: str) -> Path:
+        """A path from `paths`, relative to the config file's folder."""
+        value: Path = getattr(self.paths, which)
+        base = self.source.parent if self.source else Path.cwd()
+        return value if value.is_absolute() else base / value
+
+
+class _ReferenceError(ValueError):
+    def __init__(self, message: str, loc: KeyPath) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def check_references(settings: Settings) -> None:
+    """Every name a rule, group or branch uses must be a target or a group."""
+    targets = settings.all_targets()
+    for group, members in settings.groups.items():
+        if group in targets:
+            raise _ReferenceError(f"分组名 {group} 与推送对象重名", ("groups", group))
+        for i, member in enumerate(members):
+            if member not in targets:
+                raise _ReferenceError(f"分组 {group} 中的 {member} 不是已定义的推送对象", ("groups", group, i))
+    known = set(targets) | set(settings.groups)
+    for r, rule in enumerate(settings.rules):
+        for i, name in enumerate(rule.to):
+            if name not in known:
+                raise _ReferenceError(f"规则 {rule.id} 的推送对象 {name} 未定义", ("rules", r, "to", i))
+        if [other.id for other in settings.rules].count(rule.id) > 1:
+            raise _ReferenceError(f"规则 id {rule.id} 重复", ("rules", r, "id"))
+    for b, branch in enumerate(settings.organisation.branches):
+        if branch.group and branch.group not in targets:
+            raise _ReferenceError(f"支部 {branch.id} 的群 {branch.group} 不是已定义的推送对象",
+                                  ("organisation", "branches", b, "group"))
+    if settings.admins.target and settings.admins.target not in known:
+        raise _ReferenceError(f"管理员推送对象 {settings.admins.target} 未定义", ("admins", "target"))
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+
+def find_config(explicit: str | Path | None) -> Path:
+    """--config, else $WECOM_REMINDER_CONFIG, else ./config.yaml."""
+    chosen = explicit or os.environ.get(CONFIG_ENV) or "config.yaml"
+    return Path(chosen)
+
+
+def expand_value(value: Any, path: KeyPath, lines: LineMap, source: Path) -> Any:
+    """Replace ${VAR} and file:/path strings, recursively."""
+    if isinstance(value, dict):
+        return {k: expand_value(v, (*path, k), lines, source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_value(v, (*path, i), lines, source) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    if match := _ENV_PATTERN.match(value):
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"环境变量 {name} 未设置", file=source, line=lines.line_of(path),
+                              key=dotted(path), fix=f"设置环境变量 {name}，或在配置文件中直接填写该值")
+        return os.environ[name]
+    if value.startswith("file:"):
+        secret_path = Path(value[5:])
+        try:
+            return secret_path.read_text(encoding="utf-8").strip()
+        except OSError:
+            raise ConfigError(f"无法读取文件 {secret_path}", file=source, line=lines.line_of(path),
+                              key=dotted(path), fix="检查该文件是否存在且可读") from None
+    return value
+
+
+_PYDANTIC_MESSAGES = {
+    "missing": ("缺少必填项", "补上该项"),
+    "extra_forbidden": ("未知的配置项", "检查拼写，或删除该项；可用的配置项见 config.example.yaml"),
+    "int_parsing": ("应为整数", "填写一个整数"),
+    "int_type": ("应为整数", "填写一个整数"),
+    "bool_parsing": ("应为 true 或 false", "填写 true 或 false"),
+    "string_type": ("应为文字", "用引号括起该值"),
+    "list_type": ("应为列表", "写成 [a, b] 或逐行以 - 开头"),
+    "dict_type": ("应为键值映射", "写成 键: 值 的形式"),
+    "literal_error": ("取值不在允许范围内", None),
+    "string_pattern_mismatch": ("格式不正确", "只使用字母、数字、下划线或连字符"),
+    "union_tag_invalid": ("type 取值不正确", "type 应为 robot、app、appchat 或 console"),
+    "union_tag_not_found": ("缺少 type", "填写 type: robot、app、appchat 或 console"),
+    "greater_than_equal": ("数值过小", None),
+    "less_than_equal": ("数值过大", None),
+}
+
+
+def config_error_from(exc: ValidationError, source: Path, lines: LineMap) -> ConfigError:
+    """The first pydantic error as a ConfigError with file, line, key path and fix."""
+    first = exc.errors()[0]
+    loc = tuple(part for part in first["loc"] if not (isinstance(part, str) and part in _TARGET_TAGS))
+    problem, fix = _PYDANTIC_MESSAGES.get(first["type"], (None, None))
+    if first["type"] in ("value_error", "assertion_error"):
+        problem = str(first.get("ctx", {}).get("error", first["msg"]))
+    elif first["type"] == "literal_error":
+        fix = f"可用的取值：{first.get('ctx', {}).get('expected', '')}"
+    elif first["type"] in ("greater_than_equal", "less_than_equal"):
+        fix = f"允许的范围见 README；当前限制：{first.get('ctx', {})}"
+    if problem is None:
+        problem = f"取值不正确（{first['msg']}）"
+    if first["type"] == "extra_forbidden" and loc:
+        problem = f"未知的配置项 {loc[-1]}"
+    extra = len(exc.errors()) - 1
+    if extra:
+        fix = f"{fix or '按说明修改'}；另有 {extra} 处错误，改正后再运行 check 查看"
+    return ConfigError(problem, file=source, line=lines.line_of(loc), key=dotted(loc) or None,
+                       fix=fix or "按 README 中的配置说明修改")
+
+
+_TARGET_TAGS = {"robot", "app", "appchat", "console"}
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate a config file; raise ConfigError naming the file, line, key and fix."""
+    source = find_config(path)
+    if not source.exists():
+        raise ConfigError("找不到配置文件", file=source,
+                          fix="用 --config 指定配置文件，或设置环境变量 WECOM_REMINDER_CONFIG，"
+                              "或复制 config.example.yaml 为 config.yaml")
+    data, lines = load_yaml(source, error=ConfigError)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("配置文件的顶层应为键值映射", file=source, line=1, fix="参照 config.example.yaml")
+    data = expand_value(data, (), lines, source)
+    try:
+        settings = Settings.model_validate(data)
+        check_references(settings)
+    except ValidationError as exc:
+        raise config_error_from(exc, source, lines) from None
+    except _ReferenceError as exc:
+        known = "、".join(sorted(set(settings.all_targets()) | set(settings.groups)))
+        raise ConfigError(str(exc), file=source, line=lines.line_of(exc.loc), key=dotted(exc.loc),
+                          fix=f"使用已定义的推送对象或分组：{known}") from None
+    return settings.model_copy(update={"source": source.resolve()})

@@ -1,0 +1,81 @@
+"""`wecom-reminder demo`: the built-in WeCom simulator and the service together, no credentials needed."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlparse
+
+from bot.clock import SystemClock
+from bot.config import AppTarget, RobotTarget, Settings, load_settings
+from bot.errors import ConfigError
+from bot.simulator import Simulator, SimulatorSettings
+from bot.simulator.app import serve_simulator
+
+log = logging.getLogger(__name__)
+
+
+def simulator_settings(settings: Settings) -> SimulatorSettings:
+    """The simulator's world from the config: its robots, its users, the bot's callback URL."""
+    if settings.wecom is None:
+        raise ConfigError("配置文件中没有 wecom 部分，无法启动模拟器", file=settings.source,
+                          fix="参照 config.example.yaml 补上 wecom 部分")
+    targets = settings.all_targets()
+    robots = {t.key.get_secret_value(): t.title or name for name, t in targets.items() if isinstance(t, RobotTarget)}
+    users = {b.secretary.userid: b.secretary.name for b in settings.organisation.branches}
+    for target in targets.values():
+        if isinstance(target, AppTarget):
+            users.update({u: users.get(u, u) for u in target.users})
+    wecom = settings.wecom
+    return SimulatorSettings(
+        corp_id=wecom.corp_id, secret=wecom.secret.get_secret_value(), agent_id=wecom.agent_id,
+        callback_token=wecom.callback.token.get_secret_value(),
+        encoding_aes_key=wecom.callback.encoding_aes_key.get_secret_value(),
+        callback_url=f"http://{settings.server.listen}/wecom/callback", robots=robots, users=users)
+
+
+def simulator_address(settings: Settings) -> tuple[str, int]:
+    parsed = urlparse(settings.wecom.api_base if settings.wecom else "")
+    if parsed.hostname not in ("127.0.0.1", "localhost") or not parsed.port:
+        raise ConfigError("模拟器只能在本机运行，而 wecom.api_base 不是本机地址", file=settings.source,
+                          key="wecom.api_base", fix="把 api_base 设为 http://127.0.0.1:9000 这样的本机地址")
+    return parsed.hostname, parsed.port
+
+
+def serve_simulator_for(settings: Settings) -> None:
+    host, port = simulator_address(settings)
+    print(f"企业微信模拟器：http://{host}:{port}/")
+    serve_simulator(simulator_settings(settings), host, port)
+
+
+def run_demo(config: str, welcome: bool) -> int:
+    from bot.commands import serve
+    from bot.manual import enqueue_manual
+    from bot.runtime import Runtime
+
+    settings = load_settings(config)
+    host, port = simulator_address(settings)
+    simulator = Simulator(simulator_settings(settings))
+    simulator.start(host, port)
+    runtime = Runtime(config, SystemClock())
+    if welcome:
+        groups = [name for name, t in settings.targets.items() if isinstance(t, RobotTarget)]
+        enqueue_manual(runtime, "holiday_integrity", groups, None)
+        enqueue_manual(runtime, "study_prompt", [b.secretary_target for b in settings.organisation.branches], None)
+    print(DEMO_BANNER.format(sim=f"http://{host}:{port}/", listen=settings.server.listen, config=config))
+    try:
+        return serve(runtime)
+    finally:
+        simulator.stop()
+
+
+DEMO_BANNER = """
+==============================================================
+ wecom-reminder 演示已启动（配置：{config}）
+ 企业微信模拟器：{sim}
+   打开后可看到各支部群收到的消息；进入支部书记（如 张伟）的会话，
+   回复“已学习”即可确认学习，并看到应用的自动回复。
+ 管理后台：http://{listen}/admin
+   先另开终端运行：wecom-reminder --config {config} admin create 管理员
+ 按 Ctrl+C 停止。
+==============================================================
+"""

@@ -1,0 +1,164 @@
+"""The plan: a pure function of (rules, calendars, window, now, state) → the messages that will be sent.
+
+`wecom-reminder plan` prints exactly this, and the scheduler fills the outbox from exactly this, so
+an administrator can check a year ahead what will happen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from bot.announcements import Announcement, plan_announcements
+from bot.calendars.holidays import HolidayCalendar
+from bot.config import AppChatTarget, AppTarget, ConsoleTarget, RobotTarget, Settings
+from bot.errors import TemplateError, UnknownTarget
+from bot.holiday_plan import missing_holiday_notices, plan_holiday_rules
+from bot.occurrence import Occurrence
+from bot.templates import RenderedMessage, TemplateLibrary, size_problems
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything the plan reads, already loaded and validated."""
+
+    settings: Settings
+    calendar: HolidayCalendar
+    templates: TemplateLibrary
+    meetings: Any = None            # bot.calendars.meetings.MeetingSchedule
+    ics_texts: Mapping[str, str] = field(default_factory=dict)
+    studies: Any = None             # bot.studies.StudySchedule
+    announcements: tuple[Announcement, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """What has happened that the plan depends on (read from the database by the runtime)."""
+
+    confirmed: Collection[tuple[str, str]] = frozenset()   # (item, branch)
+    announced: Mapping[str, Any] = field(default_factory=dict)  # meeting uid → AnnouncedMeeting
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    """One message to one target: a future outbox row."""
+
+    key: str
+    due_at: datetime
+    kind: str
+    rule: str
+    occurrence: str
+    target: str
+    recipients: dict[str, Any]
+    template: str
+    msgtype: str
+    title: str
+    text: str
+    reason: str
+    item: str | None
+    provisional: bool
+    meta: Mapping[str, Any]
+    card: dict[str, Any] | None
+    problems: tuple[str, ...] = ()  # e.g. over WeCom's size limit
+
+    def as_json(self) -> dict[str, Any]:
+        data = {"key": self.key, "due_at": self.due_at.isoformat(), "kind": self.kind, "rule": self.rule,
+                "target": self.target, "recipients": self.recipients, "template": self.template,
+                "msgtype": self.msgtype, "title": self.title, "text": self.text, "reason": self.reason,
+                "provisional": self.provisional}
+        if self.item is not None:
+            data["item"] = self.item
+        if self.problems:
+            data["problems"] = list(self.problems)
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    messages: list[PlannedMessage]
+    notices: list[str]  # Chinese lines: missing holiday data and the like
+
+
+def plan_occurrences(inputs: PlanInputs, start: date, end: date, now: datetime,
+                     state: PlanState = PlanState()) -> list[Occurrence]:
+    """All occurrences due within [start, end] (Beijing dates), ordered by due time."""
+    settings, calendar = inputs.settings, inputs.calendar
+    found = plan_holiday_rules(settings, calendar, start, end)
+    found += plan_announcements(list(inputs.announcements), settings, start, end)
+    if inputs.meetings is not None:
+        found += _plan_meetings(inputs, start, end, now, state)
+    if inputs.studies is not None:
+        from bot.studies import plan_studies
+        found += plan_studies(inputs.studies, settings, calendar, start, end, now, state.confirmed)
+    return sorted(found, key=lambda o: (o.due_at, o.rule, o.occurrence))
+
+
+def _plan_meetings(inputs: PlanInputs, start: date, end: date, now: datetime,
+                   state: PlanState) -> list[Occurrence]:
+    from bot.calendars.meetings import expand_meetings
+    from bot.meeting_plan import plan_meetings
+    settings = inputs.settings
+    branches = settings.organisation.branches
+    meetings = expand_meetings(inputs.meetings, inputs.calendar, start, end, inputs.ics_texts)
+    return plan_meetings(meetings, now=now, start=start, end=end, calendar=inputs.calendar,
+                         branch_names={b.id: b.name for b in branches},
+                         branch_targets={b.id: (b.group,) if b.group else () for b in branches},
+                         announced=state.announced, resolve=settings.resolve_targets)
+
+
+def build_plan(inputs: PlanInputs, start: date, end: date, now: datetime,
+               state: PlanState = PlanState()) -> Plan:
+    occurrences = plan_occurrences(inputs, start, end, now, state)
+    notices = missing_holiday_notices(inputs.settings, inputs.calendar, start, end)
+    return Plan(messages=expand(occurrences, inputs.settings, inputs.templates), notices=notices)
+
+
+def expand(occurrences: list[Occurrence], settings: Settings, templates: TemplateLibrary) -> list[PlannedMessage]:
+    """One message per (occurrence, target), rendering each distinct text once."""
+    targets = settings.all_targets()
+    rendered: dict[tuple[str, str], RenderedMessage] = {}
+    messages = []
+    for occ in occurrences:
+        cache_key = (occ.template, json.dumps(occ.context, sort_keys=True, ensure_ascii=False, default=str))
+        if cache_key not in rendered:
+            rendered[cache_key] = templates.render(occ.template, occ.context)
+        message = rendered[cache_key]
+        problems = tuple(size_problems(message))
+        for name in occ.targets:
+            if name not in targets:
+                raise UnknownTarget(name, f"{occ.reason}")
+            messages.append(PlannedMessage(
+                key=occ.key_for(name), due_at=occ.due_at, kind=occ.kind, rule=occ.rule,
+                occurrence=occ.occurrence, target=name, recipients=recipients_of(targets[name]),
+                template=occ.template, msgtype=message.msgtype, title=message.title, text=message.text,
+                reason=occ.reason, item=occ.item, provisional=occ.provisional, meta=dict(occ.meta),
+                card=_card_for(occ, targets[name]), problems=problems))
+    return messages
+
+
+def _card_for(occ: Occurrence, target: Any) -> dict[str, Any] | None:
+    """Template cards go only through the app (robots cannot carry buttons)."""
+    card = occ.meta.get("card")
+    return dict(card) if card and isinstance(target, AppTarget) else None
+
+
+def recipients_of(target: Any) -> dict[str, Any]:
+    """WeCom addressing of a configured target (the contract of `plan --json`)."""
+    match target:
+        case RobotTarget():
+            recipients: dict[str, Any] = {"webhook_key": target.key.get_secret_value()}
+            if target.mentioned_list:
+                recipients["mentioned_list"] = list(target.mentioned_list)
+            if target.mentioned_mobile_list:
+                recipients["mentioned_mobile_list"] = list(target.mentioned_mobile_list)
+            return recipients
+        case AppTarget():
+            return {"touser": list(target.users), "toparty": list(target.parties), "totag": list(target.tags)}
+        case AppChatTarget():
+            return {"chatid": target.chatid}
+        case ConsoleTarget():
+            return {"console": True}
+    raise TemplateError(f"未知的推送对象类型 {type(target).__name__}")

@@ -1,0 +1,234 @@
+"""The runtime's shared state: the last good configuration and schedules, the store, the clock.
+
+Everything the scheduler, the callback and the console need goes through one `Runtime`. A reload
+that finds a broken file reports it and keeps the last good state in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import select
+
+from bot.announcements import Announcement, load_announcements
+from bot.calendars.holidays import HolidayCalendar
+from bot.clock import Clock
+from bot.config import Settings, load_settings
+from bot.errors import BotError
+from bot.plan import Plan, PlanInputs, PlanState, build_plan
+from bot.store.db import Store, open_store
+from bot.store.models import Confirmation
+from bot.store.outbox import NewDelivery, SyncResult, sent_meeting_reminders, sync_plan
+from bot.template_versions import current_edits
+from bot.templates import TemplateLibrary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One consistent, validated snapshot of config.yaml and schedules/."""
+
+    settings: Settings
+    calendar: HolidayCalendar
+    meetings: Any
+    studies: Any
+    announcements: tuple[Announcement, ...]
+    ics_texts: dict[str, str] = field(default_factory=dict)
+    ics_errors: tuple[str, ...] = ()
+
+
+def schedule_files(settings: Settings) -> list[Path]:
+    """The files whose change means a reload (config, schedules, messages)."""
+    files = [settings.source] if settings.source else []
+    for folder in (settings.path("schedules"), settings.path("messages")):
+        files += sorted(p for p in folder.rglob("*") if p.is_file())
+    return files
+
+
+def fingerprint(settings: Settings) -> str:
+    digest = hashlib.sha256()
+    for path in schedule_files(settings):
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size}".encode())
+    return digest.hexdigest()
+
+
+def load_all(config_path: str | Path | None, session: requests.Session | None = None) -> Loaded:
+    """Read and validate everything; raise BotError (naming file, line, fix) on the first problem."""
+    from bot.calendars.meetings import load_meetings
+    from bot.studies import load_studies
+    settings = load_settings(config_path)
+    schedules = settings.path("schedules")
+    calendar = HolidayCalendar.load(schedules / "holidays")
+    meetings_file = schedules / "meetings.yaml"
+    meetings = load_meetings(meetings_file, schedules) if meetings_file.exists() else None
+    studies_file = schedules / "studies.yaml"
+    studies = load_studies(studies_file) if studies_file.exists() else None
+    announcements = tuple(load_announcements(schedules / "announcements.yaml", settings))
+    texts, errors = read_ics_sources(meetings, settings, session)
+    return Loaded(settings, calendar, meetings, studies, announcements, texts, tuple(errors))
+
+
+def read_ics_sources(meetings: Any, settings: Settings,
+                     session: requests.Session | None) -> tuple[dict[str, str], list[str]]:
+    """The text of every .ics source; a URL that fails keeps its last good copy (and is reported)."""
+    from bot.calendars.ics import fetch_ics
+    texts: dict[str, str] = {}
+    errors: list[str] = []
+    for source in getattr(meetings, "calendars", ()) or ():
+        name = source.source_name
+        if source.url:
+            result = fetch_ics(source.url, settings.path("data") / "ics-cache", session or requests.Session())
+            if result.error:
+                errors.append(result.error)
+            if result.text is not None:
+                texts[name] = result.text
+        else:
+            texts[name] = source.path.read_text(encoding="utf-8")
+    return texts, errors
+
+
+class Runtime:
+    """Shared by the scheduler, the dispatcher, the callback and the console."""
+
+    def __init__(self, config_path: str | Path | None, clock: Clock, store: Store | None = None,
+                 session: requests.Session | None = None) -> None:
+        self.config_path = config_path
+        self.clock = clock
+        self.http = session or requests.Session()
+        self._loaded = load_all(config_path, self.http)
+        self._fingerprint = fingerprint(self._loaded.settings)
+        self.store = store or open_store(self._loaded.settings.database_url())
+        self.last_reload_error: str | None = None
+        self._replan_requested = threading.Event()
+        self._lock = threading.Lock()
+        self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="after-response")
+        self.on_replan_requested: Callable[[], None] | None = None
+
+    # ---- what others read -----------------------------------------------------------------
+    def settings(self) -> Settings:
+        return self._loaded.settings
+
+    def calendar(self) -> HolidayCalendar:
+        return self._loaded.calendar
+
+    def studies(self) -> Any:
+        return self._loaded.studies
+
+    def meetings(self) -> Any:
+        return self._loaded.meetings
+
+    def loaded(self) -> Loaded:
+        return self._loaded
+
+    def templates(self) -> TemplateLibrary:
+        """The shipped templates with the console's edits ahead of them (read fresh each time)."""
+        return TemplateLibrary(self.settings().path("messages"), current_edits(self.store))
+
+    # ---- reloading ------------------------------------------------------------------------
+    def reload_if_changed(self) -> bool:
+        """Reload when a file changed; True when a new good state is now in force."""
+        current = fingerprint(self._loaded.settings)
+        if current == self._fingerprint:
+            return False
+        self._fingerprint = current
+        return self.reload()
+
+    def reload(self) -> bool:
+        """Re-read everything. A broken file is reported and the last good state stays in force."""
+        try:
+            loaded = load_all(self.config_path, self.http)
+        except BotError as exc:
+            self.last_reload_error = str(exc)
+            log.error("配置或日程有误，继续使用上一次正确的版本：%s", exc)
+            return False
+        with self._lock:
+            self._loaded = loaded
+        self.last_reload_error = None
+        log.info("已重新加载配置和日程")
+        return True
+
+    # ---- planning -------------------------------------------------------------------------
+    def plan_inputs(self) -> PlanInputs:
+        loaded = self._loaded
+        return PlanInputs(settings=loaded.settings, calendar=loaded.calendar, templates=self.templates(),
+                          meetings=loaded.meetings, ics_texts=loaded.ics_texts, studies=loaded.studies,
+                          announcements=loaded.announcements)
+
+    def plan_state(self) -> PlanState:
+        with self.store.session(readonly=True) as session:
+            confirmed = {(c.item, c.branch) for c in session.scalars(select(Confirmation))}
+        return PlanState(confirmed=frozenset(confirmed), announced=announced_meetings(self.store))
+
+    def build_plan(self, start: date, end: date) -> Plan:
+        return build_plan(self.plan_inputs(), start, end, self.clock.now(), self.plan_state())
+
+    def replan(self) -> SyncResult:
+        """Fill the outbox from the plan over the horizon; idempotent."""
+        settings = self.settings()
+        now = self.clock.now().astimezone(settings.zone)
+        horizon_end = now + settings.delivery.horizon
+        plan = build_plan(self.plan_inputs(), (now - settings.delivery.grace).date(), horizon_end.date(),
+                          now, self.plan_state())
+        earliest = now - settings.delivery.grace
+        rows = [to_new_delivery(m) for m in plan.messages if earliest <= m.due_at < horizon_end]
+        result = sync_plan(self.store, rows, now, horizon_end, now)
+        log.debug("re-planned: %s", result)
+        return result
+
+    def request_replan(self) -> None:
+        if self.on_replan_requested:
+            self.on_replan_requested()
+
+    def after_response(self, fn: Callable[[], None]) -> None:
+        """Run slow work after a callback has been answered."""
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("callback follow-up failed")
+        self._background.submit(guarded)
+
+    def close(self) -> None:
+        self._background.shutdown(wait=True)
+        self.store.close()
+
+
+def to_new_delivery(message: Any) -> NewDelivery:
+    return NewDelivery(key=message.key, rule=message.rule, kind=message.kind, occurrence=message.occurrence,
+                       item=message.item, target=message.target, recipients=message.recipients,
+                       msgtype=message.msgtype, title=message.title, text=message.text, card=message.card,
+                       due_at=message.due_at, reason=message.reason, provisional=message.provisional,
+                       meta=dict(message.meta))
+
+
+def announced_meetings(store: Store) -> dict[str, Any]:
+    """What sent meeting reminders told people: meeting uid → AnnouncedMeeting."""
+    from bot.meeting_plan import AnnouncedMeeting
+    announced: dict[str, Any] = {}
+    for row in sent_meeting_reminders(store):
+        meta = row.meta or {}
+        uid = meta.get("meeting_uid")
+        if not uid:
+            continue
+        previous = announced.get(uid)
+        targets = tuple(sorted({*(previous.targets if previous else ()), row.target}))
+        announced[uid] = AnnouncedMeeting(
+            uid=uid, start=datetime.fromisoformat(meta["meeting_start"]),
+            end=datetime.fromisoformat(meta["meeting_end"]), title=meta.get("title", ""),
+            location=meta.get("location", ""), targets=targets)
+    return announced
+
+
+def window_days(start: date, days: int) -> tuple[date, date]:
+    return start, start + timedelta(days=days)

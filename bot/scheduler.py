@@ -1,0 +1,126 @@
+"""`wecom-reminder run`: APScheduler wakes; the outbox table remembers.
+
+APScheduler 3 keeps only in-memory jobs with fixed ids, re-added at every start: watch files,
+re-plan, and wake at the next due time. What is due lives in the outbox, so a restart finds overdue
+rows by itself (sent late within the grace window, else marked missed and reported).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.clock import BEIJING
+from bot.delivery.dispatcher import Dispatcher
+from bot.runtime import Runtime
+from bot.store.outbox import recover_overdue
+
+log = logging.getLogger(__name__)
+
+JOB_DEFAULTS = {
+    "coalesce": True,            # a backlog of wake-ups is one wake-up
+    "max_instances": 1,          # never two dispatch passes at once in one process
+    "misfire_grace_time": 3600,  # the default of 1 s would drop a late wake-up silently
+}
+TICK_SECONDS = 20
+WATCH_SECONDS = 5
+REPLAN_MINUTES = 10
+
+
+class Service:
+    """The scheduler and dispatcher around one Runtime. Tests drive `cycle()` with a fake clock."""
+
+    def __init__(self, runtime: Runtime, **dispatcher_options: Any) -> None:
+        self.runtime = runtime
+        self._dispatcher_options = dispatcher_options
+        self.dispatcher = self._new_dispatcher()
+        self._replan_wanted = threading.Event()
+        self._work_lock = threading.Lock()
+        self.scheduler: BackgroundScheduler | None = None
+        runtime.on_replan_requested = self._on_replan_requested
+
+    def _new_dispatcher(self) -> Dispatcher:
+        runtime = self.runtime
+        return Dispatcher(runtime.store, runtime.settings(), runtime.clock, session=runtime.http,
+                          **self._dispatcher_options)
+
+    # ---- the work, callable directly in tests ------------------------------------------------
+    def start_up(self) -> None:
+        """At start: plan, then settle what a crash or a stop left behind."""
+        self.runtime.replan()
+        self.recover()
+
+    def recover(self) -> None:
+        settings = self.runtime.settings()
+        result = recover_overdue(self.runtime.store, self.runtime.clock.now(), settings.delivery.grace)
+        if result.late:
+            log.info("服务恢复：%d 条消息在补发时限内，将迟发", result.late)
+        if result.missed:
+            log.warning("服务恢复：%d 条消息已超过补发时限，记为错过", len(result.missed))
+            self.dispatcher.alert_missed(result.missed)
+
+    def cycle(self) -> None:
+        """Reload if files changed, re-plan if asked, send what is due."""
+        with self._work_lock:
+            self._apply_file_changes()
+            if self._replan_wanted.is_set():
+                self._replan_wanted.clear()
+                self.runtime.replan()
+            self.dispatcher.dispatch_due()
+        self._schedule_wake()
+
+    def replan(self) -> None:
+        with self._work_lock:
+            self.runtime.replan()
+            self.recover()
+
+    # ---- APScheduler ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.start_up()
+        scheduler = BackgroundScheduler(timezone=BEIJING, job_defaults=JOB_DEFAULTS)
+        scheduler.add_job(self.cycle, "interval", seconds=TICK_SECONDS, id="tick")
+        scheduler.add_job(self._watch, "interval", seconds=WATCH_SECONDS, id="watch")
+        scheduler.add_job(self.replan, "interval", minutes=REPLAN_MINUTES, id="replan")
+        self.scheduler = scheduler
+        scheduler.start()
+        self._wake_now()
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)  # lets a dispatch pass in flight record its outcomes
+            self.scheduler = None
+        self.dispatcher.close()
+
+    def _watch(self) -> None:
+        with self._work_lock:
+            if self._apply_file_changes():
+                self._wake_now()
+
+    def _apply_file_changes(self) -> bool:
+        """A changed config, schedule or template: new dispatcher settings and a re-plan."""
+        if not self.runtime.reload_if_changed():
+            return False
+        self.dispatcher.close()
+        self.dispatcher = self._new_dispatcher()
+        self._replan_wanted.set()
+        return True
+
+    def _on_replan_requested(self) -> None:
+        self._replan_wanted.set()
+        self._wake_now()
+
+    def _wake_now(self) -> None:
+        self._wake_at(datetime.now(BEIJING))
+
+    def _schedule_wake(self) -> None:
+        due = self.dispatcher.next_due_at()
+        if due is not None:
+            self._wake_at(max(due, datetime.now(BEIJING)) + timedelta(milliseconds=50))
+
+    def _wake_at(self, when: datetime) -> None:
+        if self.scheduler is not None:
+            self.scheduler.add_job(self.cycle, "date", run_date=when, id="wake", replace_existing=True)

@@ -1,0 +1,48 @@
+"""The HTTP side of `run`: WeCom's callback, the administrators' console and /healthz, on one port."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def session_secret(runtime: Runtime) -> str:
+    """From the config (or its environment variable), else generated once and kept in data/."""
+    configured = runtime.settings().server.secret_key
+    if configured is not None:
+        return configured.get_secret_value()
+    path = runtime.settings().path("data") / "console-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return Path(path).read_text().strip()
+
+
+def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
+    from bot.callback import callback_blueprint
+    from bot.web import create_console
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=session_secret(runtime), MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", TESTING=testing)
+    app.register_blueprint(callback_blueprint(runtime))
+    create_console(app, runtime)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        error = runtime.last_reload_error
+        return jsonify(status="ok", config="error" if error else "ok",
+                       message=error or "运行正常"), 200
+
+    return app

@@ -1,0 +1,107 @@
+"""The simulator's web page (Chinese): groups, users, a chat view per group and per user."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, abort, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from bot.clock import BEIJING
+from bot.simulator.markdown import render_markdown
+from bot.simulator.state import mask_key
+
+if TYPE_CHECKING:
+    from bot.simulator.app import Simulator
+
+MARKDOWN_TYPES = ("markdown", "markdown_v2")
+REPLY_MAX = 2048
+
+
+def group_id(key: str) -> str:
+    """An opaque id for links, so the page never carries a robot key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def clock_text(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, BEIJING).strftime("%m-%d %H:%M:%S")
+
+
+def register_pages(app: Flask, sim: Simulator) -> None:
+    app.jinja_env.filters["clock"] = clock_text
+    app.jinja_env.filters["markdown"] = render_markdown
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html", groups=group_rows(sim), users=user_rows(sim),
+                               chats=sorted(sim.world.chats.values(), key=lambda c: c["chatid"]))
+
+    @app.get("/group/<ref>")
+    def group(ref: str) -> str:
+        key = find_group_key(sim, ref)
+        return render_template("group.html", name=sim.world.robots[key], masked=mask_key(key),
+                               messages=sim.group_messages(key), markdown_types=MARKDOWN_TYPES,
+                               sender="群机器人")
+
+    @app.get("/chat/<chatid>")
+    def chat(chatid: str) -> str:
+        info = sim.world.chats.get(chatid) or abort(404)
+        return render_template("group.html", name=info["name"] or chatid, masked=chatid,
+                               messages=sim.chat_messages(chatid), markdown_types=MARKDOWN_TYPES,
+                               sender="应用消息")
+
+    @app.get("/user/<userid>")
+    def user(userid: str) -> str:
+        name = sim.settings.users.get(userid) or abort(404)
+        return render_template("user.html", userid=userid, name=name, timeline=user_timeline(sim, userid),
+                               markdown_types=MARKDOWN_TYPES, callback=bool(sim.settings.callback_url))
+
+    @app.post("/user/<userid>/reply")
+    def reply(userid: str) -> Response:
+        sim.settings.users.get(userid) or abort(404)
+        text = request.form.get("text", "").strip()[:REPLY_MAX]
+        if text and sim.settings.callback_url:
+            sim.reply_as(userid, text)
+        return redirect(url_for("user", userid=userid))
+
+    @app.post("/user/<userid>/click")
+    def click(userid: str) -> Response:
+        sim.settings.users.get(userid) or abort(404)
+        if sim.settings.callback_url:
+            try:
+                sim.click_card(userid, request.form.get("task_id", ""), request.form.get("key", ""))
+            except LookupError:
+                abort(404)
+        return redirect(url_for("user", userid=userid))
+
+
+def find_group_key(sim: Simulator, ref: str) -> str:
+    if ref in sim.world.robots:
+        return ref
+    for key in sim.world.robots:
+        if group_id(key) == ref:
+            return key
+    abort(404)
+
+
+def group_rows(sim: Simulator) -> list[dict[str, Any]]:
+    with sim.world.lock:
+        return [{"id": group_id(key), "name": name, "masked": mask_key(key),
+                 "count": len(sim.world.robot_messages.get(key, [])),
+                 "disabled": key in sim.world.disabled_robots}
+                for key, name in sim.world.robots.items()]
+
+
+def user_rows(sim: Simulator) -> list[dict[str, Any]]:
+    with sim.world.lock:
+        return [{"userid": userid, "name": name, "count": len(sim.world.user_messages.get(userid, []))}
+                for userid, name in sim.settings.users.items()]
+
+
+def user_timeline(sim: Simulator, userid: str) -> list[dict[str, Any]]:
+    """App messages and this user's replies, interleaved in the order they happened."""
+    entries = [dict(m, entry="message") for m in sim.user_messages(userid)]
+    entries += [dict(c, entry=c["kind"]) for c in sim.conversation(userid)]
+    return sorted(entries, key=lambda e: e["seq"])

@@ -1,0 +1,160 @@
+"""Opening the database: engine, SQLite pragmas, migrations on open, sessions, the leader lock.
+
+SQLite is a real database here: WAL, ``synchronous=FULL`` (a ``sent`` that rolls back after a
+crash is a duplicate message), a busy timeout and foreign keys, on every connection. Write
+sessions on SQLite start with ``BEGIN IMMEDIATE`` so that a transaction that reads and then
+writes takes the write lock up front instead of failing half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=5000", "foreign_keys=ON")
+_BEGIN_OPTION = "wecom_sqlite_begin"
+_MIGRATION_LOCK = "wecom-reminder:migrations"
+
+
+class Store:
+    """An open database. ``session()`` commits on success and rolls back on error."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+        # Same pool, but transactions on SQLite begin IMMEDIATE (see the module docstring).
+        self._writer = engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A unit of work. ``readonly=True`` reads a snapshot without taking SQLite's write lock."""
+        bind = self.engine if readonly else self._writer
+        with Session(bind, expire_on_commit=False) as session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            if readonly:
+                session.rollback()
+            else:
+                session.commit()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def normalize_url(url: str) -> URL:
+    """``postgresql://`` (and ``postgres://``) mean psycopg 3; anything else passes through."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix):]
+    return make_url(url)
+
+
+def open_store(url: str) -> Store:
+    """Open (and migrate to the newest schema) the database at ``url``."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(parsed)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    store = Store(engine)
+    try:
+        upgrade(store)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # Take BEGIN away from the sqlite3 module so that _begin_sqlite decides its kind.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _begin_sqlite(conn: Connection) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for the migrations shipped in the package (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(store: Store, revision: str = "head") -> None:
+    """Run the migrations in one transaction; concurrent openers wait for each other."""
+    with store._writer.begin() as connection:
+        if store.dialect == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(lock_key(_MIGRATION_LOCK))))
+        command.upgrade(alembic_config(connection), revision)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for PostgreSQL advisory locks."""
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextmanager
+def try_leader_lock(store: Store, name: str) -> Iterator[bool]:
+    """Yield whether this process is the leader for ``name`` for the duration of the block.
+
+    PostgreSQL: a session advisory lock on a dedicated connection, released on exit (or when the
+    process dies and the connection closes). SQLite: one process, always the leader.
+    """
+    if store.dialect != "postgresql":
+        yield True
+        return
+    key = lock_key(name)
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        leader = bool(connection.execute(select(func.pg_try_advisory_lock(key))).scalar_one())
+        try:
+            yield leader
+        finally:
+            if leader:
+                _release(connection, key)
+
+
+def _release(connection: Connection, key: int) -> None:
+    try:
+        connection.execute(select(func.pg_advisory_unlock(key)))
+    except Exception:
+        # A connection that may still hold the lock must never go back to the pool.
+        log.warning("could not release advisory lock %s; discarding the connection", key)
+        connection.invalidate()

@@ -1,0 +1,376 @@
+"""The outbox: the database's record of every message that is due, and of what became of it.
+
+A row moves pending → sending → sent | retry | failed | unknown; pending → missed | cancelled |
+skipped. A worker claims rows under a lease (``claim_due``) just before the HTTP call and records
+the outcome with the attempt number it claimed (``record_outcome``), so a stale worker whose
+lease expired cannot overwrite a newer attempt. A row whose lease expired while ``sending`` (the
+worker died) is claimed again and marked ``resent``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bot.store.db import Store
+from bot.store.models import STATUSES, Delivery, require_aware, utc_now
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TABLE = Delivery.__table__
+BATCH = 1000
+CLAIMABLE = ("pending", "retry")
+OUTCOMES = ("sent", "retry", "failed", "unknown")
+ADMIN_FROM = ("pending", "retry", "failed", "missed")
+RETRYABLE = ("failed", "missed", "unknown")
+# What re-planning may change in a row that is still pending.
+CONTENT = ("recipients", "msgtype", "title", "text", "card", "reason", "meta", "provisional")
+
+CANCELLED_BY_PLAN = "计划已变更，不再发送"
+MISSED_WHILE_DOWN = "服务停止期间已超过补发时限，未发送"
+ADMIN_REASONS = {"skipped": "管理员已跳过", "cancelled": "管理员已取消"}
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A delivery the plan wants: one rendered message to one target."""
+
+    key: str
+    rule: str
+    kind: str
+    occurrence: str
+    item: str | None
+    target: str
+    recipients: dict[str, Any]
+    msgtype: str
+    title: str
+    text: str
+    card: dict[str, Any] | None
+    due_at: datetime
+    reason: str
+    provisional: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_aware(self.due_at, "due_at")
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A snapshot of one outbox row; instants are aware UTC."""
+
+    id: int
+    key: str
+    rule: str
+    kind: str
+    occurrence: str
+    item: str | None
+    target: str
+    recipients: dict[str, Any]
+    msgtype: str
+    title: str
+    text: str
+    card: dict[str, Any] | None
+    due_at: datetime
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    lease_until: datetime | None
+    worker: str | None
+    last_error: str | None
+    errcode: int | None
+    msgid: str | None
+    response_code: str | None
+    late: bool
+    resent: bool
+    provisional: bool
+    reason: str
+    meta: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> DeliveryRow:
+        return cls(**{f.name: getattr(delivery, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    inserted: int
+    updated: int
+    cancelled: int
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    late: int
+    missed: list[DeliveryRow]
+
+
+def sync_plan(store: Store, planned: list[NewDelivery], window_start: datetime, window_end: datetime,
+              now: datetime) -> SyncResult:
+    """Make the pending rows match the plan for [window_start, window_end); idempotent."""
+    for value, name in ((window_start, "window_start"), (window_end, "window_end"), (now, "now")):
+        require_aware(value, name)
+    wanted = _by_key(planned)
+    with store.session() as session:
+        existing = _existing_rows(session, list(wanted))
+        updated = _update_pending(session, existing, wanted, now)
+        inserted = _insert_new(session, store.dialect, [d for k, d in wanted.items() if k not in existing], now)
+        cancelled = _cancel_vanished(session, wanted, window_start, window_end, now)
+    result = SyncResult(inserted, updated, cancelled)
+    log.debug("plan synced: %s", result)
+    return result
+
+
+def _by_key(planned: Iterable[NewDelivery]) -> dict[str, NewDelivery]:
+    wanted: dict[str, NewDelivery] = {}
+    for delivery in planned:
+        if delivery.key in wanted:
+            raise ValueError(f"the plan has two deliveries with key {delivery.key!r}")
+        wanted[delivery.key] = delivery
+    return wanted
+
+
+def _chunks(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _existing_rows(session: Session, keys: list[str]) -> dict[str, Any]:
+    columns = [TABLE.c.id, TABLE.c.key, TABLE.c.status, TABLE.c.due_at, *(TABLE.c[c] for c in CONTENT)]
+    found = {}
+    for batch in _chunks(keys):
+        for row in session.execute(select(*columns).where(TABLE.c.key.in_(batch))):
+            found[row.key] = row
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """The value as it comes back from a JSON column (tuples become lists, and so on)."""
+    return json.loads(json.dumps(value))
+
+
+def _changes(row: Any, wanted: NewDelivery, now: datetime) -> dict[str, Any] | None:
+    new = {c: getattr(wanted, c) for c in CONTENT}
+    changed = any(_plain(new[c]) != getattr(row, c) for c in ("recipients", "card", "meta"))
+    changed |= any(new[c] != getattr(row, c) for c in ("msgtype", "title", "text", "reason", "provisional"))
+    # A row whose due time has passed is about to be sent: keep its time, refresh its content.
+    due_at = wanted.due_at if row.due_at > now else row.due_at
+    changed |= due_at != row.due_at
+    if not changed:
+        return None
+    return {**{f"b_{c}": v for c, v in new.items()}, "b_id": row.id, "b_due_at": due_at, "b_updated_at": now}
+
+
+def _update_pending(session: Session, existing: dict[str, Any], wanted: dict[str, NewDelivery],
+                    now: datetime) -> int:
+    params = [p for k, row in existing.items() if row.status == "pending"
+              if (p := _changes(row, wanted[k], now)) is not None]
+    if not params:
+        return 0
+    names = (*CONTENT, "due_at", "updated_at")
+    statement = (
+        update(TABLE)
+        .where(TABLE.c.id == bindparam("b_id"), TABLE.c.status == "pending")
+        .values({c: bindparam(f"b_{c}", type_=TABLE.c[c].type) for c in names})
+    )
+    return sum(session.execute(statement, batch).rowcount for batch in _chunks(params))
+
+
+def _insert_new(session: Session, dialect: str, deliveries: list[NewDelivery], now: datetime) -> int:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # A concurrent planner may insert the same keys: the unique key makes that a no-op.
+    statement = insert(TABLE).on_conflict_do_nothing(index_elements=["key"]).returning(TABLE.c.id)
+    rows = [_new_row(d, now) for d in deliveries]
+    return sum(len(session.execute(statement, batch).all()) for batch in _chunks(rows))
+
+
+def _new_row(delivery: NewDelivery, now: datetime) -> dict[str, Any]:
+    return {
+        **{f.name: getattr(delivery, f.name) for f in fields(NewDelivery)},
+        "status": "pending", "attempts": 0, "late": False, "resent": False,
+        "created_at": now, "updated_at": now,
+    }
+
+
+def _cancel_vanished(session: Session, wanted: dict[str, NewDelivery], window_start: datetime,
+                     window_end: datetime, now: datetime) -> int:
+    in_window = select(TABLE.c.id, TABLE.c.key).where(
+        TABLE.c.status == "pending", TABLE.c.due_at >= window_start, TABLE.c.due_at < window_end)
+    ids = [row.id for row in session.execute(in_window) if row.key not in wanted]
+    cancelled = 0
+    for batch in _chunks(ids):
+        statement = (update(TABLE).where(TABLE.c.id.in_(batch), TABLE.c.status == "pending")
+                     .values(status="cancelled", last_error=CANCELLED_BY_PLAN, updated_at=now))
+        cancelled += session.execute(statement).rowcount
+    return cancelled
+
+
+def claim_due(store: Store, now: datetime, worker: str, limit: int = 100,
+              lease_seconds: int = 60) -> list[DeliveryRow]:
+    """Lease up to ``limit`` due rows to ``worker``: status 'sending', attempts + 1."""
+    require_aware(now, "now")
+    with store.session() as session:
+        # PostgreSQL skips rows another claimer holds; SQLite's BEGIN IMMEDIATE serialises claimers.
+        ids = session.scalars(
+            select(Delivery.id).where(_claimable(now)).order_by(Delivery.due_at, Delivery.id)
+            .limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        if not ids:
+            return []
+        claimed = session.scalars(
+            update(Delivery).where(Delivery.id.in_(ids))
+            .values(status="sending", attempts=Delivery.attempts + 1, worker=worker,
+                    lease_until=now + timedelta(seconds=lease_seconds), updated_at=now,
+                    resent=case((Delivery.status == "sending", True), else_=Delivery.resent))
+            .returning(Delivery).execution_options(synchronize_session=False)
+        ).all()
+        rows = [DeliveryRow.of(d) for d in claimed]
+    return sorted(rows, key=lambda r: (r.due_at, r.id))
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    due = and_(Delivery.status.in_(CLAIMABLE), Delivery.due_at <= now,
+               or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
+    abandoned = and_(Delivery.status == "sending",
+                     or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now))
+    return or_(due, abandoned)
+
+
+def record_outcome(store: Store, delivery_id: int, attempt: int, *, status: str, now: datetime,
+                   error: str | None = None, errcode: int | None = None, msgid: str | None = None,
+                   response_code: str | None = None, next_attempt_at: datetime | None = None) -> bool:
+    """Record how attempt ``attempt`` ended; False if that attempt is no longer the current one."""
+    if status not in OUTCOMES:
+        raise ValueError(f"not an outcome: {status!r}; expected one of {OUTCOMES}")
+    require_aware(now, "now")
+    values: dict[str, Any] = {
+        "status": status, "last_error": error, "errcode": errcode, "msgid": msgid,
+        "response_code": response_code, "next_attempt_at": next_attempt_at, "lease_until": None,
+        "updated_at": now,
+    }
+    if status == "sent":
+        values["sent_at"] = now
+    statement = update(TABLE).where(
+        TABLE.c.id == delivery_id, TABLE.c.attempts == attempt, TABLE.c.status == "sending")
+    with store.session() as session:
+        return session.execute(statement.values(values)).rowcount == 1
+
+
+def recover_overdue(store: Store, now: datetime, grace: timedelta) -> RecoveryResult:
+    """At start: rows older than the grace window are missed; younger overdue ones go out late."""
+    cutoff = require_aware(now, "now") - grace
+    with store.session() as session:
+        missed = session.scalars(
+            update(Delivery).where(Delivery.status.in_(CLAIMABLE), Delivery.due_at < cutoff)
+            .values(status="missed", last_error=MISSED_WHILE_DOWN, next_attempt_at=None, updated_at=now)
+            .returning(Delivery).execution_options(synchronize_session=False)
+        ).all()
+        late = session.execute(
+            update(TABLE).where(TABLE.c.status == "pending", TABLE.c.due_at >= cutoff,
+                                TABLE.c.due_at < now, TABLE.c.late.is_(False))
+            .values(late=True, updated_at=now)
+        ).rowcount
+        rows = sorted((DeliveryRow.of(d) for d in missed), key=lambda r: (r.due_at, r.id))
+    if rows:
+        log.warning("%d deliveries missed while the service was down", len(rows))
+    return RecoveryResult(late=late, missed=rows)
+
+
+def set_status(store: Store, delivery_id: int, status: str, *, error: str | None = None) -> bool:
+    """An administrator skips or cancels a row that is not being sent; False if it was not allowed."""
+    if status not in ADMIN_REASONS:
+        raise ValueError(f"an administrator may set {tuple(ADMIN_REASONS)}, not {status!r}")
+    statement = (
+        update(TABLE).where(TABLE.c.id == delivery_id, TABLE.c.status.in_(ADMIN_FROM))
+        .values(status=status, last_error=error or ADMIN_REASONS[status], next_attempt_at=None,
+                updated_at=utc_now())
+    )
+    with store.session() as session:
+        return session.execute(statement).rowcount == 1
+
+
+def retry_now(store: Store, delivery_id: int, now: datetime) -> bool:
+    """Send a failed, missed or unknown row again at the next claim; False if it is in another state."""
+    require_aware(now, "now")
+    statement = (
+        update(TABLE).where(TABLE.c.id == delivery_id, TABLE.c.status.in_(RETRYABLE))
+        .values(status="retry", next_attempt_at=now, lease_until=None, updated_at=now,
+                # WeCom may have accepted an 'unknown' send: sending it again is a re-send.
+                resent=case((TABLE.c.status == "unknown", True), else_=TABLE.c.resent))
+    )
+    with store.session() as session:
+        return session.execute(statement).rowcount == 1
+
+
+def get_delivery(store: Store, delivery_id: int) -> DeliveryRow | None:
+    with store.session(readonly=True) as session:
+        delivery = session.get(Delivery, delivery_id)
+        return DeliveryRow.of(delivery) if delivery is not None else None
+
+
+def _filters(status: str | Sequence[str] | None = None, kind: str | None = None,
+             target: str | None = None, since: datetime | None = None, until: datetime | None = None,
+             item: str | None = None) -> list[ColumnElement[bool]]:
+    """Filters for the console; ``since``/``until`` bound the due time, [since, until)."""
+    where = []
+    if status is not None:
+        where.append(Delivery.status.in_([status] if isinstance(status, str) else list(status)))
+    for column, value in ((Delivery.kind, kind), (Delivery.target, target), (Delivery.item, item)):
+        if value is not None:
+            where.append(column == value)
+    if since is not None:
+        where.append(Delivery.due_at >= require_aware(since, "since"))
+    if until is not None:
+        where.append(Delivery.due_at < require_aware(until, "until"))
+    return where
+
+
+def list_deliveries(store: Store, *, status: str | Sequence[str] | None = None, kind: str | None = None,
+                    target: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None, item: str | None = None, limit: int = 50,
+                    offset: int = 0, order: str = "desc") -> list[DeliveryRow]:
+    """A page of rows ordered by due time (then id), newest first unless ``order='asc'``."""
+    if order not in ("asc", "desc"):
+        raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
+    keys = (Delivery.due_at, Delivery.id) if order == "asc" else (Delivery.due_at.desc(), Delivery.id.desc())
+    statement = (select(Delivery).where(*_filters(status, kind, target, since, until, item))
+                 .order_by(*keys).limit(limit).offset(offset))
+    with store.session(readonly=True) as session:
+        return [DeliveryRow.of(d) for d in session.scalars(statement)]
+
+
+def count_deliveries(store: Store, *, status: str | Sequence[str] | None = None, kind: str | None = None,
+                     target: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, item: str | None = None) -> int:
+    statement = (select(func.count()).select_from(Delivery)
+                 .where(*_filters(status, kind, target, since, until, item)))
+    with store.session(readonly=True) as session:
+        return session.execute(statement).scalar_one()
+
+
+def status_counts(store: Store) -> dict[str, int]:
+    """Rows per status, every status present (zero when none)."""
+    statement = select(Delivery.status, func.count()).group_by(Delivery.status)
+    with store.session(readonly=True) as session:
+        found = dict(session.execute(statement).tuples().all())
+    return {status: found.get(status, 0) for status in STATUSES}
+
+
+def sent_meeting_reminders(store: Store) -> list[DeliveryRow]:
+    """Meeting reminders that went out: which meetings were announced (their uid/start in meta)."""
+    statement = (select(Delivery).where(Delivery.kind == "meeting_reminder", Delivery.status == "sent")
+                 .order_by(Delivery.due_at, Delivery.id))
+    with store.session(readonly=True) as session:
+        return [DeliveryRow.of(d) for d in session.scalars(statement)]

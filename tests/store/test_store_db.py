@@ -1,0 +1,147 @@
+"""Opening a store: migrations, SQLite settings, UTC instants, the leader lock."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import StatementError
+
+from bot.clock import BEIJING
+from bot.store.db import Store, alembic_config, normalize_url, open_store, try_leader_lock
+from bot.store.models import Base, Delivery, KeyValue
+from bot.store.outbox import claim_due, list_deliveries, sync_plan
+
+T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)
+TABLES = {"deliveries", "inbox", "confirmations", "template_versions", "audit_log", "admin_users", "kv"}
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(store: Store) -> str | None:
+    with store.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def test_migrations_create_the_schema_from_empty(store: Store) -> None:
+    assert TABLES <= set(inspect(store.engine).get_table_names())
+    assert current_revision(store) == head_revision()
+
+
+def test_reopening_is_idempotent_and_keeps_data(store_url: str, make) -> None:
+    with open_store(store_url) as first:
+        sync_plan(first, [make("2025", T0)], T0, T0, T0)
+    with open_store(store_url) as second:
+        assert current_revision(second) == head_revision()
+        assert [row.key for row in list_deliveries(second)] == ["holiday|2025|group-a"]
+
+
+def test_models_match_the_migrations(store: Store) -> None:
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_sqlite_settings_on_every_connection(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "bot.sqlite3"
+    with open_store(f"sqlite:///{path}") as store, store.engine.connect() as connection:
+        pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+        assert path.exists()
+        assert store.dialect == "sqlite"
+        assert pragma("journal_mode") == "wal"
+        assert pragma("synchronous") == 2  # FULL
+        assert pragma("busy_timeout") == 5000
+        assert pragma("foreign_keys") == 1
+
+
+@pytest.mark.parametrize(("given", "driver"), [
+    ("postgresql://u@h:5432/db", "postgresql+psycopg"),
+    ("postgres://u@h/db", "postgresql+psycopg"),
+    ("postgresql+psycopg://u@h/db", "postgresql+psycopg"),
+    ("sqlite:///data/bot.sqlite3", "sqlite"),
+], ids=["postgresql", "postgres", "explicit-driver", "sqlite"])
+def test_postgresql_urls_use_psycopg(given: str, driver: str) -> None:
+    assert normalize_url(given).drivername == driver
+
+
+def test_instants_come_back_aware_in_utc(store: Store, make) -> None:
+    sync_plan(store, [make("2025", T0)], T0, T0, T0)
+    [row] = list_deliveries(store)
+    assert row.due_at == T0
+    assert row.due_at.tzinfo == timezone.utc
+    assert row.created_at.tzinfo == timezone.utc
+
+
+def test_naive_datetimes_are_refused(store: Store, make) -> None:
+    naive = datetime(2025, 1, 27, 9, 30)
+    with pytest.raises(ValueError, match="aware"):
+        make("2025", naive)
+    with pytest.raises(ValueError, match="aware"):
+        claim_due(store, naive, "w1")
+    with pytest.raises(StatementError, match="aware"), store.session() as session:
+        session.add(KeyValue(key="ics-etag", value="x", updated_at=naive))
+    with store.session(readonly=True) as session:
+        assert session.scalars(select(KeyValue)).all() == []
+
+
+def test_session_rolls_back_on_error(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.session() as session:
+        session.add(KeyValue(key="k", value={"a": 1}, updated_at=T0))
+        session.flush()
+        raise RuntimeError("boom")
+    with store.session() as session:
+        assert session.get(KeyValue, "k") is None
+        session.add(KeyValue(key="k", value={"a": 1}, updated_at=T0))
+    with store.session(readonly=True) as session:
+        assert session.get(KeyValue, "k").value == {"a": 1}
+
+
+def test_unique_delivery_key_is_enforced(store: Store, make) -> None:
+    sync_plan(store, [make("2025", T0)], T0, T0, T0)
+    with pytest.raises(Exception, match="(?i)unique"), store.session() as session:
+        row = {k: v for k, v in vars(make("2025", T0)).items()}
+        session.add(Delivery(**row))
+
+
+def test_leader_lock_has_one_holder(store: Store) -> None:
+    name = f"daily-summary-{uuid.uuid4().hex}"
+    with try_leader_lock(store, name) as first, try_leader_lock(store, name) as second:
+        assert first is True
+        assert second is (store.dialect == "sqlite")
+    with try_leader_lock(store, name) as again:
+        assert again is True
+
+
+def can_write_now(store: Store) -> bool:
+    other = store.engine.raw_connection()
+    try:
+        other.execute("PRAGMA busy_timeout=0")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except Exception as error:  # sqlite3.OperationalError: database is locked
+        assert "locked" in str(error)
+        return False
+    finally:
+        other.close()
+
+
+def test_sqlite_write_sessions_take_the_lock_up_front(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/bot.sqlite3")
+    with store.session(readonly=True) as session:
+        session.execute(text("SELECT 1"))
+        assert can_write_now(store)
+    with store.session() as session:
+        # A transaction that reads first already holds the write lock, so it cannot fail
+        # half-way with "database is locked" when it writes.
+        session.execute(text("SELECT 1"))
+        assert not can_write_now(store)
+    store.close()

@@ -246,11 +246,9 @@ class Settings(Strict):
 
     def resolve_targets(self, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         """Expand group names into target names, keeping order and dropping repeats."""
-        resolved: list[str] = []
+        resolved: dict[str, None] = {}
         for name in names:
-            for target in self.groups.get(name, [name]):
-                if target not in resolved:
-                    resolved.append(target)
+            resolved.update(dict.fromkeys(self.groups.get(name, [name])))
         return tuple(resolved)
 
     def branch(self, branch_id: str) -> Branch | None:
@@ -355,7 +353,8 @@ _PYDANTIC_MESSAGES = {
 
 def config_error_from(exc: ValidationError, source: Path, lines: LineMap) -> ConfigError:
     """The first pydantic error as a ConfigError with file, line, key path and fix."""
-    first = exc.errors()[0]
+    # A typo shows as an unknown key plus a missing one; the unknown key is the one to name.
+    first = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
     loc = tuple(part for part in first["loc"] if not (isinstance(part, str) and part in _TARGET_TAGS))
     problem, fix = _PYDANTIC_MESSAGES.get(first["type"], (None, None))
     if first["type"] in ("value_error", "assertion_error"):

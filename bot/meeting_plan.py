@@ -9,7 +9,7 @@ and a second, different change is announced again.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -39,13 +39,20 @@ class AnnouncedMeeting:
 def plan_meetings(occurrences: Iterable[MeetingOccurrence], *, now: datetime, start: date, end: date,
                   calendar: WorkdayCalendar, branch_names: Mapping[str, str],
                   branch_targets: Mapping[str, tuple[str, ...]],
-                  announced: Mapping[str, AnnouncedMeeting]) -> list[Occurrence]:
-    """Reminders due in [start, end] after ``now``, and a notice for each announced meeting that changed."""
+                  announced: Mapping[str, AnnouncedMeeting],
+                  resolve: Callable[[Sequence[str]], tuple[str, ...]] | None = None) -> list[Occurrence]:
+    """Reminders due in [start, end] after ``now``, and a notice for each announced meeting that changed.
+
+    ``occurrences`` must be expanded over at least [start, end]: an announced meeting in that
+    window that is missing from them counts as gone. ``resolve`` expands group names
+    (``all_groups``) into target names; the notices go to the targets the reminders reached.
+    """
     meetings = list(occurrences)
     planned: list[Occurrence] = []
     for meeting in meetings:
         if meeting.status == "confirmed":
             targets = meeting_targets(meeting, branch_targets)
+            targets = resolve(targets) if resolve else targets
             planned.extend(_reminders(meeting, targets, now, start, end, calendar, branch_names))
     planned.extend(_changes(meetings, announced, now, start, end, branch_names))
     return sorted(planned, key=lambda o: (o.due_at, o.occurrence))
@@ -55,7 +62,7 @@ def meeting_targets(meeting: MeetingOccurrence, branch_targets: Mapping[str, tup
     """The series' own `to:`, else its branch's targets."""
     if meeting.targets:
         return meeting.targets
-    if meeting.branch is not None and meeting.branch in branch_targets:
+    if meeting.branch is not None and branch_targets.get(meeting.branch):
         return tuple(branch_targets[meeting.branch])
     raise UnknownTarget(str(meeting.branch), f"会议 {meeting.series_id} 所属支部没有配置群")
 

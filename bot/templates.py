@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 from jinja2 import (BaseLoader, ChoiceLoader, DictLoader, StrictUndefined, TemplateNotFound,
-                    TemplateSyntaxError, UndefinedError, meta)
+                    TemplateSyntaxError, UndefinedError, meta, nodes)
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -28,7 +28,10 @@ MSGTYPES = ("text", "markdown")
 BYTE_LIMITS = {"text": 2048, "markdown": 4096}
 MAX_TEMPLATE_BYTES = 20_000
 MAX_CALLS = 5_000
-MAX_REPEAT = 10_000
+MAX_REPEAT = 2_000
+MAX_RANGE = 1_000
+MAX_LOOP_DEPTH = 2
+MAX_OUTPUT = 64_000
 SUFFIX = ".j2"
 WEEKDAYS = "一二三四五六日"
 _FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
@@ -117,7 +120,15 @@ class MessageSandbox(ImmutableSandboxedEnvironment):
         super().__init__(loader=loader, undefined=StrictUndefined, autoescape=False,
                          keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
         self.filters.update(FILTERS)
+        self.globals["range"] = self._range
         self.calls = 0
+
+    @staticmethod
+    def _range(*args: int) -> range:
+        bounded = range(*args)
+        if len(bounded) > MAX_RANGE:
+            raise SecurityError(f"range 超过 {MAX_RANGE} 项")
+        return bounded
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
         self.calls += 1
@@ -171,9 +182,8 @@ class _BodyLoader(BaseLoader):
 
     def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Callable[[], bool]]:
         name = template.removesuffix(SUFFIX)
-        source = self.library.source(name)
-        # Pad with blank lines so Jinja's line numbers are the file's line numbers.
-        return "\n" * (source.body_line - 1) + source.body, None, lambda: False
+        # A library is a snapshot (the runtime builds a new one per use), so compiled is current.
+        return self.library.source(name).body, None, lambda: True
 
 
 class TemplateLibrary:
@@ -182,6 +192,7 @@ class TemplateLibrary:
     def __init__(self, directory: Path, edits: Mapping[str, str] | None = None) -> None:
         self.directory = Path(directory)
         self.edits = dict(edits or {})
+        self._environment: MessageSandbox | None = None
 
     def names(self) -> list[str]:
         shipped = {p.name.removesuffix(SUFFIX) for p in self.directory.glob(f"*{SUFFIX}")}
@@ -206,16 +217,22 @@ class TemplateLibrary:
         return TemplateLibrary(self.directory, {**self.edits, name: text})
 
     def environment(self) -> MessageSandbox:
-        return MessageSandbox(ChoiceLoader([_BodyLoader(self), DictLoader({})]))
+        """One sandbox per library, so each template is compiled once; its call budget is per render."""
+        if self._environment is None:
+            self._environment = MessageSandbox(ChoiceLoader([_BodyLoader(self), DictLoader({})]))
+        self._environment.calls = 0
+        return self._environment
 
     def render(self, name: str, context: Mapping[str, Any]) -> RenderedMessage:
         source = self.source(name)
         origin = self._origin(name)
         env = self.environment()
         try:
-            text = env.get_template(name).render(dict(context)).strip()
+            check_structure(env.parse(source.body), origin)
+            text = _bounded_output(env.get_template(name).generate(dict(context)), origin).strip()
         except TemplateSyntaxError as exc:
-            raise TemplateError(f"模板语法错误：{exc.message}", file=origin, line=exc.lineno,
+            line = exc.lineno + source.body_line - 1 if exc.name in (name, None) else exc.lineno
+            raise TemplateError(f"模板语法错误：{exc.message}", file=origin, line=line,
                                 fix="检查 {{ }}、{% %} 是否成对，标签是否拼写正确") from None
         except UndefinedError as exc:
             raise TemplateError(f"模板使用了不存在的变量：{_undefined_name(exc)}", file=origin,
@@ -230,6 +247,27 @@ class TemplateLibrary:
 
     def _origin(self, name: str) -> str:
         return f"模板 {name}（后台编辑版本）" if name in self.edits else f"messages/{name}{SUFFIX}"
+
+
+def check_structure(ast: nodes.Template, origin: str) -> None:
+    """Loops nest at most two deep: that bounds the work a template can ask for."""
+    def depth(node: nodes.Node) -> int:
+        inner = max((depth(child) for child in node.iter_child_nodes()), default=0)
+        return inner + 1 if isinstance(node, nodes.For) else inner
+    if depth(ast) > MAX_LOOP_DEPTH:
+        raise TemplateError(f"循环嵌套超过 {MAX_LOOP_DEPTH} 层", file=origin,
+                            fix="模板中只做简单的列举；复杂的计算请提出需求由程序完成")
+
+
+def _bounded_output(chunks: Any, origin: str) -> str:
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise TemplateError(f"渲染结果超过 {MAX_OUTPUT} 个字符", file=origin, fix="检查模板中的循环")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def _undefined_name(exc: UndefinedError) -> str:
@@ -249,12 +287,13 @@ def validate_template(library: TemplateLibrary, name: str, text: str,
     trial = library.with_edit(name, text)
     try:
         source = trial.source(name)
-        ast = trial.environment().parse("\n" * (source.body_line - 1) + source.body)
+        ast = trial.environment().parse(source.body)
     except TemplateError as exc:
         return [TemplateProblem(str(exc), exc.line)]
     except TemplateSyntaxError as exc:
-        return [TemplateProblem(f"第 {exc.lineno} 行：模板语法错误：{exc.message}。"
-                                "处理办法：检查 {{ }}、{% %} 是否成对，标签是否拼写正确", exc.lineno)]
+        line = exc.lineno + source.body_line - 1
+        return [TemplateProblem(f"第 {line} 行：模板语法错误：{exc.message}。"
+                                "处理办法：检查 {{ }}、{% %} 是否成对，标签是否拼写正确", line)]
     unknown = sorted(meta.find_undeclared_variables(ast) - set(sample) - {"range", "loop"})
     if unknown:
         return [TemplateProblem(f"模板使用了不存在的变量：{'、'.join(unknown)}。"

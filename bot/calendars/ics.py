@@ -48,6 +48,7 @@ class IcsEvent:
     location: str
     description: str
     video: str
+    organizer: str            # the organiser's display name (CN), if any
     cancelled: bool
 
 
@@ -113,7 +114,7 @@ def _event(component: icalendar.cal.Component, cancelled_all: bool) -> IcsEvent:
         original_start=original_start, start=start, end=max(end, start),
         all_day=not isinstance(start_value, datetime), summary=str(component.get("SUMMARY", "")).strip(),
         location="" if _URL.fullmatch(location) else location, description=description,
-        video=_video_link(component, location, description),
+        video=_video_link(component, location, description), organizer=_organizer(component),
         cancelled=cancelled_all or status == "CANCELLED",
     )
 
@@ -132,6 +133,11 @@ def _video_link(component: icalendar.cal.Component, location: str, description: 
         return str(component["URL"])
     match = _URL.search(location) or _URL.search(description)
     return match.group(0) if match else ""
+
+
+def _organizer(component: icalendar.cal.Component) -> str:
+    organizer = component.get("ORGANIZER")
+    return str(organizer.params.get("CN", "")).strip() if organizer is not None else ""
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:

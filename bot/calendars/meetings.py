@@ -25,8 +25,6 @@ from bot.errors import ScheduleError
 from bot.yamlfile import KeyPath, LineMap, dotted, load_yaml
 
 POLICIES = {"keep": "照常召开", "skip": "不开", "next_workday": "顺延到下一个工作日"}
-KNOWN_KINDS = ("支部党员大会", "支委会", "党小组会", "党课", "主题党日", "中心组学习", "组织生活会",
-               "民主生活会", "视频会议")
 DEFAULT_REMINDERS = ("提前1个工作日 16:00", "提前2小时")
 PAD = timedelta(days=31)  # a day-off shift never crosses more than one holiday block
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -75,11 +73,12 @@ class MeetingSeries:
     reminders: tuple[ReminderOffset, ...]
     on_day_off: str
     exceptions: tuple[MeetingException, ...] = ()
+    source: str = "meetings.yaml"          # the file it comes from, for reasons and reports
 
 
 @dataclass(frozen=True)
 class CalendarSource:
-    key: str                               # the file as written, or the URL: the key of ics_texts
+    source_name: str                       # the file as written, or the URL: the key of ics_texts
     path: Path | None
     url: str | None
     kind: str
@@ -89,7 +88,7 @@ class CalendarSource:
 
     @property
     def shown(self) -> str:
-        return self.key if self.url is None else redact_url(self.url)
+        return self.source_name if self.url is None else redact_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -134,27 +133,30 @@ def expand_meetings(schedule: MeetingSchedule, calendar: WorkdayCalendar, start:
                     ics_texts: Mapping[str, str]) -> list[MeetingOccurrence]:
     """Every meeting held, or originally due, between start and end (both included), by start.
 
-    A calendar source missing from ``ics_texts`` (never fetched) contributes nothing; the runtime
-    has already told the administrators why.
+    Both ends count so that a meeting moved across the window's edge is still seen, and an
+    announced meeting that moved is not mistaken for one that is gone. A calendar source missing
+    from ``ics_texts`` (never fetched) contributes nothing; the runtime has told the administrators.
     """
-    found = [o for s in schedule.series for o in _series_occurrences(s, calendar, start, end, schedule.source)]
+    found = [o for s in schedule.series for o in _series_occurrences(s, calendar, start - PAD, end + PAD)]
     for source in schedule.calendars:
-        if source.key in ics_texts:
-            events = ics_events(ics_texts[source.key], source.shown, start, end)
+        if source.source_name in ics_texts:
+            events = ics_events(ics_texts[source.source_name], source.shown, start - PAD, end + PAD)
             found.extend(_from_ics(event, source) for event in events)
+    found = [o for o in found if _touches(o, start, end)]
     return sorted(found, key=lambda o: (o.start, o.uid))
 
 
-def _series_occurrences(series: MeetingSeries, calendar: WorkdayCalendar, start: date, end: date,
-                        source: str) -> list[MeetingOccurrence]:
-    moves = {e.original: e for e in series.exceptions}
-    days = set(_original_days(series, start - PAD, end + PAD)) | {d for d in moves if start <= d <= end}
-    result = []
-    for day in sorted(days):
-        occurrence = _held(series, day, moves.get(day), calendar, source)
-        if occurrence and (start <= occurrence.start.date() <= end or start <= day <= end):
-            result.append(occurrence)
-    return result
+def _touches(occurrence: MeetingOccurrence, start: date, end: date) -> bool:
+    held, original = occurrence.start.astimezone(BEIJING).date(), occurrence.original_start.date()
+    return start <= held <= end or start <= original <= end
+
+
+def _series_occurrences(series: MeetingSeries, calendar: WorkdayCalendar, start: date,
+                        end: date) -> list[MeetingOccurrence]:
+    exceptions = {e.original: e for e in series.exceptions}
+    days = set(_original_days(series, start, end)) | set(exceptions)  # a move may come from far away
+    held = (_held(series, day, exceptions.get(day), calendar) for day in sorted(days))
+    return [occurrence for occurrence in held if occurrence is not None]
 
 
 def _original_days(series: MeetingSeries, start: date, end: date) -> list[date]:
@@ -172,9 +174,8 @@ def _rule_days(rule_text: str | None, first: date, until: date | None, start: da
 
 
 def _held(series: MeetingSeries, day: date, exception: MeetingException | None,
-          calendar: WorkdayCalendar, source: str) -> MeetingOccurrence | None:
-    original = datetime.combine(day, series.start_time, tzinfo=BEIJING)
-    occurrence = _occurrence(series, original, original, source)
+          calendar: WorkdayCalendar) -> MeetingOccurrence | None:
+    occurrence = _occurrence(series, datetime.combine(day, series.start_time, tzinfo=BEIJING))
     if exception is not None:
         return _excepted(occurrence, exception)
     if not calendar.is_day_off(day) or series.on_day_off == "keep":
@@ -197,27 +198,27 @@ def _shifted(occurrence: MeetingOccurrence, start: datetime, moved_from: date | 
     return replace(occurrence, start=start, end=start + (occurrence.end - occurrence.start), moved_from=moved_from)
 
 
-def _occurrence(series: MeetingSeries, original: datetime, start: datetime, source: str) -> MeetingOccurrence:
+def _occurrence(series: MeetingSeries, original: datetime) -> MeetingOccurrence:
     return MeetingOccurrence(
         uid=f"{series.id}@{original:%Y-%m-%dT%H:%M}", series_id=series.id, kind=series.kind,
-        title=series.title, branch=series.branch, targets=series.targets, start=start,
-        end=start + series.duration, location=series.location, video=series.video, host=series.host,
+        title=series.title, branch=series.branch, targets=series.targets, start=original,
+        end=original + series.duration, location=series.location, video=series.video, host=series.host,
         agenda=series.agenda, status="confirmed", original_start=original, moved_from=None,
-        source=source, reminders=series.reminders)
+        source=series.source, reminders=series.reminders)
 
 
 def _from_ics(event: IcsEvent, source: CalendarSource) -> MeetingOccurrence:
     return MeetingOccurrence(
         uid=event.uid, series_id="ics", kind=source.kind, title=event.summary or source.kind,
         branch=source.branch, targets=source.targets, start=event.start, end=event.end,
-        location=event.location, video=event.video, host="", agenda=event.description,
+        location=event.location, video=event.video, host=event.organizer, agenda=event.description,
         status="cancelled" if event.cancelled else "confirmed", original_start=event.original_start,
         moved_from=None, source=source.shown, reminders=source.reminders, all_day=event.all_day)
 
 
 def read_ics_files(schedule: MeetingSchedule) -> dict[str, str]:
     """The texts of the file sources, keyed like ``expand_meetings`` wants them (runtime helper)."""
-    return {s.key: s.path.read_text(encoding="utf-8") for s in schedule.calendars if s.path is not None}
+    return {s.source_name: s.path.read_text(encoding="utf-8") for s in schedule.calendars if s.path is not None}
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -273,7 +274,8 @@ class _Reader:
             reminders=self.reminders(data["reminders"], (*at, "reminders")) if "reminders" in data
             else defaults["reminders"],
             on_day_off=self.policy(policy, (*at, "on_day_off")),
-            exceptions=self.exceptions(data.get("exceptions"), (*at, "exceptions"), rule, first, until))
+            exceptions=self.exceptions(data.get("exceptions"), (*at, "exceptions"), rule, first, until),
+            source=self.path.name)
 
     def recurrence(self, data: Mapping[str, Any], at: KeyPath) -> tuple[str | None, date, date | None]:
         given = [key for key in ("repeat", "rrule", "date") if key in data]
@@ -288,16 +290,20 @@ class _Reader:
         until = self.day(data["until"], (*at, "until")) if data.get("until") is not None else None
         if until is not None and until < first:
             raise self.error(f"until（{until}）早于 from（{first}）", (*at, "until"), "核对起止日期")
-        return self.rule(data, at, given[0], first), first, until
+        return self.rule(data, at, given[0], first, until), first, until
 
-    def rule(self, data: Mapping[str, Any], at: KeyPath, key: str, first: date) -> str:
+    def rule(self, data: Mapping[str, Any], at: KeyPath, key: str, first: date, until: date | None) -> str:
         phrase = str(data[key])
         try:
             rule = cadence_rrule(phrase) if key == "repeat" else phrase.strip().removeprefix("RRULE:")
-            build_rule(rule, datetime.combine(first, time()))
+            last = datetime.combine(until, time.max) if until else None
+            # refused here because dateutil spins to year 9999 on a rule that never matches
+            never = build_rule(rule, datetime.combine(first, time()), last).after(datetime.min) is None
         except UnknownCadence as exc:
-            fix = f"改为以下写法之一：{ACCEPTED_FORMS}"
-            raise self.error(str(exc), (*at, key), fix) from None
+            raise self.error(str(exc), (*at, key), f"改为以下写法之一：{ACCEPTED_FORMS}") from None
+        if never:
+            raise self.error(f"按“{phrase}”从 {first} 起{f'到 {until} ' if until else ''}没有任何会议日期",
+                             (*at, key), "核对重复规则与 from、until")
         return rule
 
     def exceptions(self, data: Any, at: KeyPath, rule: str | None, first: date,

@@ -28,7 +28,7 @@ ACCEPTED_FORMS = ("每天、每周五、每两周三、每月15日、每月最�
 _NUM = r"(\d{1,2}|[一二三四五六七八九十]{1,3})"
 _WEEKDAY = r"(?:周|星期)([一二三四五六日天])"
 _DAY = rf"(?:{_NUM}[日号]|(最后一天)|(?:第{_NUM}个|(最后一)个){_WEEKDAY})"
-_SIMPLE = {re.compile(r"每天|每日"): "FREQ=DAILY"}
+_DAILY = re.compile(r"每天|每日")
 _WEEKLY = re.compile(r"每(?:(?P<other>两|隔一)周|周|星期)(?:周|星期)?(?P<day>[一二三四五六日天])")
 _MONTHLY = re.compile(rf"(每月|每季度(?:第{_NUM}个月|(最后一)个月)|每年{_NUM}月){_DAY}")
 _DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -53,9 +53,8 @@ def chinese_number(text: str) -> int:
 def cadence_rrule(phrase: str) -> str:
     """The RRULE string (without 'RRULE:') for a readable cadence; UnknownCadence otherwise."""
     text = re.sub(r"\s+", "", phrase or "")
-    for pattern, rule in _SIMPLE.items():
-        if pattern.fullmatch(text):
-            return rule
+    if _DAILY.fullmatch(text):
+        return "FREQ=DAILY"
     if match := _WEEKLY.fullmatch(text):
         return _weekly(match)
     if match := _MONTHLY.fullmatch(text):

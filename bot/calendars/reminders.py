@@ -81,7 +81,7 @@ class ReminderOffset:
 
 def parse_reminder(phrase: str) -> ReminderOffset:
     """'提前1个工作日 16:00' → ReminderOffset('workdays', 1, 16:00); UnknownReminder otherwise."""
-    text = str(phrase).strip()
+    text = re.sub(r"\s+", "", str(phrase))
     for unit, pattern in _FORMS:
         if match := pattern.fullmatch(text):
             return _offset(unit, match, phrase)

@@ -77,7 +77,9 @@ def open_store(url: str) -> Store:
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed)
     else:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        # No server-side prepared statements: a generic plan for "key IN (1000 params)" cannot
+        # hash the list and scans the table per key (and PgBouncer's transaction mode breaks them).
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args={"prepare_threshold": None})
     store = Store(engine)
     try:
         upgrade(store)

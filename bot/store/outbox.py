@@ -151,7 +151,7 @@ def _existing_rows(session: Session, keys: list[str]) -> dict[str, Any]:
     columns = [TABLE.c.id, TABLE.c.key, TABLE.c.status, TABLE.c.due_at, *(TABLE.c[c] for c in CONTENT)]
     found = {}
     for batch in _chunks(keys):
-        for row in session.execute(select(*columns).where(TABLE.c.key.in_(batch))):
+        for row in session.execute(select(*columns).where(TABLE.c.key.in_(batch))).all():
             found[row.key] = row
     return found
 
@@ -163,7 +163,8 @@ def _plain(value: Any) -> Any:
 
 def _changes(row: Any, wanted: NewDelivery, now: datetime) -> dict[str, Any] | None:
     new = {c: getattr(wanted, c) for c in CONTENT}
-    changed = any(_plain(new[c]) != getattr(row, c) for c in ("recipients", "card", "meta"))
+    changed = any(new[c] != getattr(row, c) and _plain(new[c]) != getattr(row, c)
+                  for c in ("recipients", "card", "meta"))
     changed |= any(new[c] != getattr(row, c) for c in ("msgtype", "title", "text", "reason", "provisional"))
     # A row whose due time has passed is about to be sent: keep its time, refresh its content.
     due_at = wanted.due_at if row.due_at > now else row.due_at
@@ -190,10 +191,12 @@ def _update_pending(session: Session, existing: dict[str, Any], wanted: dict[str
 
 def _insert_new(session: Session, dialect: str, deliveries: list[NewDelivery], now: datetime) -> int:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # A concurrent planner may insert the same keys: the unique key makes that a no-op.
-    statement = insert(TABLE).on_conflict_do_nothing(index_elements=["key"]).returning(TABLE.c.id)
+    # A concurrent planner may insert the same keys: the unique key makes that a no-op, and the
+    # summed rowcount of a plain executemany counts only the rows really inserted.
+    statement = (insert(TABLE).on_conflict_do_nothing(index_elements=["key"])
+                 .execution_options(preserve_rowcount=True))
     rows = [_new_row(d, now) for d in deliveries]
-    return sum(len(session.execute(statement, batch).all()) for batch in _chunks(rows))
+    return sum(session.execute(statement, batch).rowcount for batch in _chunks(rows))
 
 
 def _new_row(delivery: NewDelivery, now: datetime) -> dict[str, Any]:
@@ -208,7 +211,7 @@ def _cancel_vanished(session: Session, wanted: dict[str, NewDelivery], window_st
                      window_end: datetime, now: datetime) -> int:
     in_window = select(TABLE.c.id, TABLE.c.key).where(
         TABLE.c.status == "pending", TABLE.c.due_at >= window_start, TABLE.c.due_at < window_end)
-    ids = [row.id for row in session.execute(in_window) if row.key not in wanted]
+    ids = [row.id for row in session.execute(in_window).all() if row.key not in wanted]
     cancelled = 0
     for batch in _chunks(ids):
         statement = (update(TABLE).where(TABLE.c.id.in_(batch), TABLE.c.status == "pending")

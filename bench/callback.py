@@ -1,0 +1,187 @@
+"""Callbacks answered per second and p99 latency over loopback HTTP, next to the bare crypto cost.
+
+Server: waitress serving the callback blueprint, a SQLite store (WAL, synchronous=FULL) in a temp
+dir. Clients: a thread pool with requests. The same signed, encrypted messages are also decrypted
+and parsed by wechatpy alone, in the same run, so the figures can be read against that floor.
+Every message must end up as one inbox row.
+
+    python -m bench.callback [--messages 3000] [--clients 16] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from xml.etree import ElementTree
+
+import requests
+import waitress
+from flask import Flask
+from sqlalchemy import func, select
+from wechatpy.enterprise import parse_message
+from wechatpy.enterprise.crypto import WeChatCrypto
+
+from bot.callback import PATH, callback_blueprint
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.store import Store, open_store
+from bot.store.models import InboundMessage
+from bot.studies import StudySchedule, load_studies
+from bot.templates import TemplateLibrary
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN, AES_KEY, CORP = "benchToken2026", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wwbenchcorp000001"
+USERS = ("zhangwei", "lina", "wangfang", "liming")
+TEXTS = ("进度", "已学习", "帮助", "1", "第5期已学习", "完成了吗？")
+
+
+class Context:
+    """The callback's view of the service, as the real runtime provides it."""
+
+    def __init__(self, store: Store, settings: Settings, schedule: StudySchedule) -> None:
+        self.store: Store = store
+        self.clock: Clock = SystemClock()
+        self._settings, self._schedule = settings, schedule
+        self._templates = TemplateLibrary(ROOT / "messages")
+        self._executor = ThreadPoolExecutor(max_workers=2)
+        self.replans = 0
+
+    def settings(self) -> Settings:
+        return self._settings
+
+    def templates(self) -> TemplateLibrary:
+        return self._templates
+
+    def studies(self) -> StudySchedule:
+        return self._schedule
+
+    def after_response(self, fn: Callable[[], None]) -> None:
+        self._executor.submit(fn)
+
+    def request_replan(self) -> None:
+        self.replans += 1
+
+
+@dataclass(frozen=True)
+class Message:
+    query: dict[str, str]
+    body: bytes
+
+
+def bench_settings() -> Settings:
+    branches = [{"id": b, "name": n, "secretary": {"userid": u, "name": u}}
+                for b, n, u in (("b1", "第一党支部", "zhangwei"), ("b2", "第二党支部", "lina"), ("b3", "机关党支部", "wangfang"))]
+    return Settings.model_validate({
+        "organisation": {"name": "示范局机关党委", "branches": branches},
+        "wecom": {"corp_id": CORP, "agent_id": 1, "secret": "s", "callback": {"token": TOKEN, "encoding_aes_key": AES_KEY}}})
+
+
+def schedule_file(folder: Path) -> Path:
+    fmt, now = "%Y-%m-%d %H:%M", SystemClock().now()
+    items = "".join(
+        f"  - id: bench-{n}\n    title: 《警示教育通报》第{n}期\n    number: {n}\n    audience: all\n"
+        f"    publish_at: \"{(now - timedelta(days=10 - n)).strftime(fmt)}\"\n"
+        f"    deadline: \"{(now + timedelta(days=n)).strftime(fmt)}\"\n" for n in range(4, 7))
+    path = folder / "studies.yaml"
+    path.write_text("items:\n" + items, encoding="utf-8")
+    return path
+
+
+def messages(count: int, first_id: int = 10**15) -> list[Message]:
+    """Signed, encrypted text callbacks with distinct MsgIds, built the way WeCom builds them."""
+    crypto, now, out = WeChatCrypto(TOKEN, AES_KEY, CORP), int(time.time()), []
+    for n in range(count):
+        xml = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[{USERS[n % 4]}]]>"
+               f"</FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+               f"<Content><![CDATA[{TEXTS[n % len(TEXTS)]}]]></Content><MsgId>{first_id + n}</MsgId>"
+               f"<AgentID>1</AgentID></xml>")
+        envelope = crypto.encrypt_message(xml, str(n), str(now))
+        sig = ElementTree.fromstring(envelope).findtext("MsgSignature") or ""
+        out.append(Message({"msg_signature": sig, "timestamp": str(now), "nonce": str(n)}, envelope.encode()))
+    return out
+
+
+def bare_cost(batch: list[Message]) -> float:
+    """Messages per second that wechatpy alone decrypts and parses."""
+    crypto = WeChatCrypto(TOKEN, AES_KEY, CORP)
+    started = time.perf_counter()
+    for m in batch:
+        plain = crypto.decrypt_message(m.body.decode(), m.query["msg_signature"], m.query["timestamp"],
+                                       m.query["nonce"])
+        parse_message(plain)
+    return len(batch) / (time.perf_counter() - started)
+
+
+def serve(app: Flask, threads: int) -> tuple[str, Callable[[], None]]:
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{server.effective_port}{PATH}", server.close
+
+
+def fire(url: str, batch: list[Message], clients: int) -> tuple[float, list[float], int]:
+    local = threading.local()
+
+    def one(message: Message) -> tuple[float, int]:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        started = time.perf_counter()
+        answer = session.post(url, params=message.query, data=message.body, timeout=10)
+        return time.perf_counter() - started, answer.status_code
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(one, batch))
+    elapsed = time.perf_counter() - started
+    return elapsed, [r[0] for r in results], sum(1 for r in results if r[1] != 200)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
+        schedule = load_studies(schedule_file(Path(folder)))
+        url, stop = _app_server(store, schedule, args.threads)
+        batch = messages(args.messages)
+        bare = bare_cost(batch)
+        fire(url, messages(50, first_id=9 * 10**15), args.clients)  # warm-up, its own MsgIds
+        elapsed, latencies, failed = fire(url, batch, args.clients)
+        stop()
+        with store.session(readonly=True) as session:
+            recorded = session.scalar(select(func.count()).select_from(InboundMessage)) or 0
+        store.close()
+    report(args, elapsed, latencies, failed, recorded, bare)
+
+
+def _app_server(store: Store, schedule: StudySchedule, threads: int) -> tuple[str, Callable[[], None]]:
+    app = Flask(__name__)
+    app.register_blueprint(callback_blueprint(Context(store, bench_settings(), schedule)))
+    return serve(app, threads)
+
+
+def report(args: argparse.Namespace, elapsed: float, latencies: list[float], failed: int, recorded: int,
+           bare: float) -> None:
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    rate = len(latencies) / elapsed
+    print(f"callbacks: {len(latencies)} over loopback HTTP, {args.clients} clients, waitress {args.threads} threads")
+    print(f"  answered per second: {rate:,.0f}   (goal >= 500)")
+    print(f"  latency p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms   (goal p99 < 100 ms)")
+    print(f"  non-200 answers: {failed}; inbox rows (incl. 50 warm-up): {recorded}, expected {len(latencies) + 50}")
+    print(f"bare wechatpy decrypt + parse of the same messages: {bare:,.0f} per second")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,341 @@
+"""The self-built app's callback URL: WeCom → us (wecom.md §8–§9).
+
+Order of checks on a POST, each refusing with a 4xx and a short Chinese body before anything is
+written: body size; the signature (sha1 over token, timestamp, nonce and Encrypt, compared in
+constant time: wechatpy compares with ``!=``); the timestamp's skew; decryption and the ReceiveId
+(wechatpy's crypto); the plaintext XML (defusedxml, no DTDs). Then one transaction deduplicates
+(inbox row with a unique key), answers through the ledger and records the reply, so that WeCom's
+retries and replays get the same answer and change nothing. Slow work (updating the clicked card,
+re-planning so that nudges to a confirmed branch are cancelled) runs after the answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from xml.etree.ElementTree import Element
+
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeXML
+from flask import Blueprint, Response, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from wechatpy.enterprise.crypto import WeChatCrypto
+from wechatpy.enterprise.exceptions import InvalidCorpIdException
+from wechatpy.utils import WeChatSigner
+
+from bot.clock import BEIJING, Clock
+from bot.config import Settings, WeComSettings
+from bot.errors import TemplateError
+from bot.ledger import Outcome, respond, respond_to_click
+from bot.store import Store
+from bot.store.models import InboundMessage
+from bot.studies import StudySchedule
+from bot.templates import TemplateLibrary
+
+log = logging.getLogger(__name__)
+
+PATH = "/wecom/callback"
+MAX_BODY = 64 * 1024
+MAX_SKEW = 600          # seconds; WeCom's retries reuse the timestamp within ~15 s
+MAX_REPLY_BYTES = 2048
+FALLBACK_REPLY = "已收到您的回复。系统暂时无法生成答复，请稍后回复“进度”查看记录情况，或联系党办（纪检）工作人员。"
+_SIGNATURE = re.compile(r"^[0-9a-fA-F]{40}$")
+_NONCE = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
+_SQLITE_WRITER = threading.Lock()
+
+
+class CallbackContext(Protocol):
+    """What the callback needs from the running service."""
+
+    store: Store
+    clock: Clock
+
+    def settings(self) -> Settings: ...
+    def templates(self) -> TemplateLibrary: ...
+    def studies(self) -> StudySchedule: ...
+    def after_response(self, fn: Callable[[], None]) -> None: ...
+    def request_replan(self) -> None: ...
+
+
+class Refused(Exception):
+    """A request we do not accept: HTTP status and a short Chinese body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SignedQuery:
+    signature: str
+    timestamp: str
+    nonce: str
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A decrypted callback's fields (wecom.md §9)."""
+
+    fields: dict[str, str]
+    raw: str
+
+    def get(self, name: str) -> str:
+        return self.fields.get(name, "")
+
+    @property
+    def user(self) -> str:
+        return self.get("FromUserName")
+
+    @property
+    def is_card_click(self) -> bool:
+        return self.get("MsgType") == "event" and self.get("Event") in ("template_card_event",
+                                                                        "template_card_menu_event")
+
+    @property
+    def dedupe_key(self) -> str:
+        if self.get("MsgId"):
+            return f"msg:{self.get('MsgId')}"
+        parts = (self.user, self.get("CreateTime"), self.get("Event"), self.get("TaskId"), self.get("EventKey"))
+        return "event:" + ":".join(parts)
+
+
+def callback_blueprint(ctx: CallbackContext) -> Blueprint:
+    blueprint = Blueprint("wecom_callback", __name__)
+
+    @blueprint.get(PATH)
+    def verify_url() -> Response:
+        return _guarded(lambda: _verify(ctx))
+
+    @blueprint.post(PATH)
+    def receive() -> Response:
+        return _guarded(lambda: _receive(ctx))
+
+    return blueprint
+
+
+def _guarded(handler: Callable[[], Response]) -> Response:
+    try:
+        return handler()
+    except Refused as refused:
+        log.info("callback refused (%d): %s", refused.status, refused.message)
+        return Response(refused.message, status=refused.status, content_type="text/plain; charset=utf-8")
+
+
+# ---- checks ---------------------------------------------------------------------------------
+
+
+def _wecom(ctx: CallbackContext) -> WeComSettings:
+    wecom = ctx.settings().wecom
+    if wecom is None:
+        raise Refused(404, "未配置企业微信回调")
+    return wecom
+
+
+def _crypto(wecom: WeComSettings) -> WeChatCrypto:
+    callback = wecom.callback
+    return WeChatCrypto(callback.token.get_secret_value(), callback.encoding_aes_key.get_secret_value(),
+                        wecom.corp_id)
+
+
+def _signed_query() -> SignedQuery:
+    query = SignedQuery(request.args.get("msg_signature", ""), request.args.get("timestamp", ""),
+                        request.args.get("nonce", ""))
+    if not (_SIGNATURE.match(query.signature) and query.timestamp.isdigit() and _NONCE.match(query.nonce)):
+        raise Refused(400, "缺少或错误的签名参数")
+    return query
+
+
+def _check_signature(wecom: WeComSettings, query: SignedQuery, encrypted: str) -> None:
+    """Constant-time comparison of msg_signature with wechatpy's own computation of it."""
+    signer = WeChatSigner()
+    signer.add_data(wecom.callback.token.get_secret_value(), query.timestamp, query.nonce, encrypted)
+    if not hmac.compare_digest(signer.signature.encode(), query.signature.lower().encode()):
+        raise Refused(403, "签名校验失败")
+
+
+def _check_skew(query: SignedQuery, now: datetime) -> None:
+    if abs(now.timestamp() - int(query.timestamp)) > MAX_SKEW:
+        raise Refused(403, "时间戳超出允许范围")
+
+
+def _decrypt(crypto: WeChatCrypto, query: SignedQuery, encrypted: str) -> str:
+    try:
+        base64.b64decode(encrypted, validate=True)
+        return crypto.decrypt_message({"Encrypt": encrypted}, query.signature.lower(), query.timestamp, query.nonce)
+    except InvalidCorpIdException:
+        raise Refused(403, "CorpID 不符") from None
+    except Exception:  # noqa: BLE001 - any failure to decrypt (base64, length, padding, UTF-8) is one refusal
+        raise Refused(400, "消息无法解密") from None
+
+
+def _parse_xml(data: bytes | str) -> Element:
+    try:
+        return SafeXML.fromstring(data, forbid_dtd=True)
+    except (SafeXML.ParseError, DefusedXmlException, ValueError):
+        raise Refused(400, "消息格式错误") from None
+
+
+def _read_body() -> bytes:
+    if (request.content_length or 0) > MAX_BODY:
+        raise Refused(413, "请求体过大")
+    body = request.stream.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise Refused(413, "请求体过大")
+    return body
+
+
+def _inbound(plaintext: str) -> Inbound:
+    root = _parse_xml(plaintext.encode("utf-8"))
+    fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+    inbound = Inbound(fields, plaintext)
+    if not inbound.user or not inbound.get("MsgType") or not inbound.get("CreateTime").isdigit():
+        raise Refused(400, "消息格式错误")
+    return inbound
+
+
+# ---- GET: URL verification ------------------------------------------------------------------
+
+
+def _verify(ctx: CallbackContext) -> Response:
+    wecom = _wecom(ctx)
+    query = _signed_query()
+    echostr = request.args.get("echostr", "")
+    if not echostr or len(echostr) > 1024:
+        raise Refused(400, "缺少 echostr")
+    _check_signature(wecom, query, echostr)
+    try:
+        base64.b64decode(echostr, validate=True)
+        plaintext = _crypto(wecom).check_signature(query.signature.lower(), query.timestamp, query.nonce, echostr)
+    except InvalidCorpIdException:
+        raise Refused(403, "CorpID 不符") from None
+    except Exception:  # noqa: BLE001
+        raise Refused(400, "echostr 无法解密") from None
+    log.info("callback URL verified")
+    return Response(plaintext.encode("utf-8"), status=200, content_type="text/plain; charset=utf-8")
+
+
+# ---- POST: messages and card clicks ---------------------------------------------------------
+
+
+def _receive(ctx: CallbackContext) -> Response:
+    wecom = _wecom(ctx)
+    body = _read_body()
+    query = _signed_query()
+    encrypted = (_parse_xml(body).findtext("Encrypt") or "").strip()
+    if not encrypted:
+        raise Refused(400, "缺少 Encrypt")
+    _check_signature(wecom, query, encrypted)
+    now = ctx.clock.now().astimezone(BEIJING)
+    _check_skew(query, now)
+    inbound = _inbound(_decrypt(_crypto(wecom), query, encrypted))
+    reply, fresh = _record_and_answer(ctx, inbound, now)
+    log.info("callback from %s (%s) %s: %s", inbound.user, inbound.get("MsgType"),
+             "answered" if fresh else "repeated", "reply sent" if reply else "no reply")
+    if not reply:
+        return Response(b"", status=200)
+    return Response(_passive_reply(wecom, inbound.user, reply, query, now), status=200,
+                    content_type="application/xml; charset=utf-8")
+
+
+def _writer(store: Store) -> AbstractContextManager[object]:
+    """SQLite has one writer: queue this process's callbacks on a lock rather than in SQLite's
+    busy handler, which sleeps in growing steps (up to 100 ms) and ruins the tail latency."""
+    return _SQLITE_WRITER if store.dialect == "sqlite" else nullcontext()
+
+
+def _record_and_answer(ctx: CallbackContext, inbound: Inbound, now: datetime) -> tuple[str | None, bool]:
+    """Insert the inbox row and answer in one transaction; a repeat gets the recorded answer."""
+    try:
+        with _writer(ctx.store), ctx.store.session() as session:
+            known = session.scalars(select(InboundMessage).where(
+                InboundMessage.dedupe_key == inbound.dedupe_key)).first()
+            if known is not None:
+                return known.reply, False
+            outcome = _answer(ctx, session, inbound, now)
+            session.add(_row(inbound, now, outcome))
+            session.flush()
+    except IntegrityError:  # a concurrent retry won the race: give its answer
+        with ctx.store.session(readonly=True) as session:
+            known = session.scalars(select(InboundMessage).where(
+                InboundMessage.dedupe_key == inbound.dedupe_key)).one()
+            return known.reply, False
+    if outcome is not None:
+        _after(ctx, inbound, outcome)
+    return (outcome.reply if outcome else None), True
+
+
+def _answer(ctx: CallbackContext, session: Session, inbound: Inbound, now: datetime) -> Outcome | None:
+    settings, schedule, templates = ctx.settings(), ctx.studies(), ctx.templates()
+    try:
+        if inbound.get("MsgType") == "text":
+            return respond(session, settings, schedule, templates, now, inbound.user, inbound.get("Content"))
+        if inbound.is_card_click:
+            return respond_to_click(session, settings, schedule, templates, now, inbound.user,
+                                    inbound.get("EventKey"))
+    except TemplateError as exc:
+        # Whatever was confirmed stays recorded; a broken edited template must not lose it.
+        log.error("reply template failed, answering with the fallback text: %s", exc)
+        return Outcome(FALLBACK_REPLY)
+    return None  # other messages and events are recorded, not answered
+
+
+def _row(inbound: Inbound, now: datetime, outcome: Outcome | None) -> InboundMessage:
+    return InboundMessage(
+        dedupe_key=inbound.dedupe_key, from_user=inbound.user, msg_type=inbound.get("MsgType"),
+        content=inbound.get("Content") or None, event_key=inbound.get("EventKey") or None,
+        task_id=inbound.get("TaskId") or None, response_code=inbound.get("ResponseCode") or None,
+        received_at=now, raw=inbound.raw, handled=True, reply=outcome.reply if outcome else None)
+
+
+def _after(ctx: CallbackContext, inbound: Inbound, outcome: Outcome) -> None:
+    if outcome.created or outcome.reply == FALLBACK_REPLY:
+        ctx.after_response(ctx.request_replan)
+    code = inbound.get("ResponseCode")
+    if inbound.is_card_click and code and outcome.confirmed:
+        label = f"已完成 {outcome.confirmed[0].confirmed_at.astimezone(BEIJING):%m-%d %H:%M}"
+        settings = ctx.settings()
+        ctx.after_response(lambda: _update_card(settings, code, inbound.user, label))
+
+
+def _update_card(settings: Settings, response_code: str, userid: str, label: str) -> None:
+    try:
+        from bot.delivery.wecom import update_template_card
+    except ImportError:
+        log.warning("card not updated: bot.delivery.wecom.update_template_card is not available")
+        return
+    try:
+        update_template_card(settings, response_code, [userid], label)
+    except Exception:  # noqa: BLE001 - the confirmation stands; a stale button is cosmetic
+        log.warning("could not update the template card for %s", userid, exc_info=True)
+
+
+# ---- the passive reply ----------------------------------------------------------------------
+
+
+def _cdata(value: str) -> str:
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def truncate_utf8(text: str, limit: int = MAX_REPLY_BYTES) -> str:
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+
+
+def _passive_reply(wecom: WeComSettings, userid: str, text: str, query: SignedQuery, now: datetime) -> bytes:
+    plaintext = (f"<xml><ToUserName>{_cdata(userid)}</ToUserName><FromUserName>{_cdata(wecom.corp_id)}"
+                 f"</FromUserName><CreateTime>{int(now.timestamp())}</CreateTime><MsgType>{_cdata('text')}"
+                 f"</MsgType><Content>{_cdata(truncate_utf8(text))}</Content></xml>")
+    nonce = query.nonce or secrets.token_hex(8)
+    return _crypto(wecom).encrypt_message(plaintext, nonce, query.timestamp).encode("utf-8")
+

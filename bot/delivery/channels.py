@@ -1,0 +1,107 @@
+"""Channels: one method, ``send(delivery) -> Outcome``; console, group robot and app.
+
+``channel_for`` picks one with a plain ``match`` on the recipients. WeCom's URLs, JSON and errcodes
+stay in ``bot.delivery.wecom``; a channel only wires a delivery to them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol, TextIO
+
+import requests
+
+from bot.config import Settings
+from bot.delivery import wecom
+from bot.delivery.wecom import Outcome
+from bot.formatting import target_title
+from bot.store.outbox import DeliveryRow
+
+__all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "channel_for"]
+
+
+class Channel(Protocol):
+    def send(self, delivery: DeliveryRow) -> Outcome: ...
+
+
+class ConsoleChannel:
+    """Prints the message: the trial mode, and every target while no WeCom app is configured."""
+
+    def __init__(self, settings: Settings, stream: TextIO | None = None) -> None:
+        self.settings = settings
+        self.stream = stream
+
+    def send(self, delivery: DeliveryRow) -> Outcome:
+        title = target_title(delivery.target, self.settings.all_targets())
+        out = self.stream or sys.stdout
+        out.write(f"==== 发送至 {title}：{delivery.title} ====\n{delivery.text}\n\n")
+        out.flush()
+        return Outcome("sent")
+
+
+class RobotChannel:
+    """A group robot: one POST to webhook/send."""
+
+    def __init__(self, settings: Settings, session: requests.Session) -> None:
+        assert settings.wecom is not None
+        self.api_base = settings.wecom.api_base
+        self.timeout = settings.delivery.request_timeout.total_seconds()
+        self.report_ambiguous = settings.delivery.ambiguous_robot_send == "report"
+        self.session = session
+
+    def send(self, delivery: DeliveryRow) -> Outcome:
+        recipients = delivery.recipients
+        try:
+            payload = wecom.robot_payload(delivery.msgtype, delivery.text, recipients)
+            wecom.post_robot(self.session, self.api_base, recipients["webhook_key"], payload, self.timeout)
+        except Exception as exc:  # noqa: BLE001 - classify re-raises what it does not know
+            return self._failed(exc)
+        return Outcome("sent", errcode=0)
+
+    def _failed(self, exc: Exception) -> Outcome:
+        outcome = wecom.classify(None, None, exc)
+        if self.report_ambiguous and wecom.is_ambiguous(exc):
+            # The robot may have posted it; a robot has no duplicate check, so a re-send could double it.
+            return Outcome("unknown", f"{outcome.error}，消息可能已送达，按配置不再重发")
+        return outcome
+
+
+class AppChannel:
+    """The self-built app: message/send to users, parties and tags, or appchat/send to a chatid."""
+
+    def __init__(self, settings: Settings, session: requests.Session) -> None:
+        self.app = wecom.app_for(settings, session)
+
+    def send(self, delivery: DeliveryRow) -> Outcome:
+        try:
+            answer = self.app.post(*self._request(delivery))
+        except Exception as exc:  # noqa: BLE001 - classify re-raises what it does not know
+            return wecom.classify(None, None, exc)
+        return Outcome("sent", errcode=0, msgid=answer.get("msgid"), response_code=answer.get("response_code"),
+                       warnings=wecom.answer_warnings(answer))
+
+    def _request(self, delivery: DeliveryRow) -> tuple[str, dict[str, Any]]:
+        recipients = delivery.recipients
+        if "chatid" in recipients:
+            message = wecom.app_message(delivery.msgtype, delivery.title, delivery.text, delivery.meta.get("url"))
+            return "appchat/send", wecom.appchat_payload(recipients["chatid"], message)
+        if delivery.card:
+            task_id = wecom.task_id_for(delivery.key, delivery.created_at.isoformat())
+            message = wecom.button_card(delivery.card, task_id)
+        else:
+            message = wecom.app_message(delivery.msgtype, delivery.title, delivery.text, delivery.meta.get("url"))
+        return "message/send", wecom.app_payload(recipients, self.app.agent_id, message)
+
+
+def channel_for(recipients: dict[str, Any], settings: Settings, session: requests.Session) -> Channel:
+    """The channel for a delivery's recipients; everything goes to the console without a WeCom config."""
+    if settings.wecom is None:
+        return ConsoleChannel(settings)
+    match recipients:
+        case {"webhook_key": str()}:
+            return RobotChannel(settings, session)
+        case {"chatid": str()} | {"touser": _} | {"toparty": _} | {"totag": _}:
+            return AppChannel(settings, session)
+        case {"console": True}:
+            return ConsoleChannel(settings)
+    raise wecom.UnsupportedMessage("无法识别的接收人配置，请检查该推送对象的 type")

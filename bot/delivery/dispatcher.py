@@ -1,0 +1,404 @@
+"""The dispatcher: claims due outbox rows, sends them, records each outcome with its attempt.
+
+Sends to different robots and app recipients run concurrently in a thread pool; sends to one
+robot run in order, in one lane, paced by ``SlidingWindowLimiter``. Transient failures are retried
+with exponential backoff and jitter up to ``delivery.max_attempts``; final failures, ambiguous
+robot sends and missed rows raise an alert to ``admins.target``.
+
+Leases: a pass claims rows with a lease long enough for the worst case of one send, and sends
+only what a robot's window allows now (or within ``wait_horizon``). A row further back in a
+robot's queue is recorded 'retry' with ``next_attempt_at`` at its slot and claimed again then.
+We chose that over extending leases because a pass then never blocks for minutes on one busy
+robot (the scheduler runs one pass at a time), and the outbox needs no extra operation. Such a
+deferral is not a failed attempt: it is not counted against ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import requests
+from requests.adapters import HTTPAdapter
+from sqlalchemy import func, select
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.delivery import alerts
+from bot.delivery.channels import RobotChannel, channel_for
+from bot.delivery.ratelimit import SlidingWindowLimiter, seed_from_store
+from bot.delivery.wecom import Outcome, max_attempts_for
+from bot.errors import DeliveryError
+from bot.store.db import Store
+from bot.store.models import Confirmation, Delivery
+from bot.store.outbox import DeliveryRow, claim_due, list_deliveries, record_outcome, set_status
+
+log = logging.getLogger(__name__)
+
+FINAL = ("sent", "failed", "unknown", "cancelled", "skipped", "missed")
+MAX_ROUNDS = 10_000  # claims per pass; only a runaway loop gets near it
+DEFERRED = "按群机器人发送频率限制排队等待发送"
+LEASE_RAN_OUT = "租约将到期，留待下一轮发送"
+NUDGE_CONFIRMED = "该支部已确认完成学习，不再催办"
+# Both 'unknown' reasons end with this; a row claimed again after one was re-queued by an administrator.
+NOT_RESENT = "按配置不再重发"
+AMBIGUOUS = "上次发送时服务中断，消息可能已送达，" + NOT_RESENT
+
+
+@dataclass(frozen=True)
+class DispatchReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    unknown: int = 0
+    cancelled: int = 0
+    deferred: int = 0
+    stale: int = 0
+    alerts: int = 0
+    failed_keys: tuple[str, ...] = ()
+    unknown_keys: tuple[str, ...] = ()
+
+
+@dataclass
+class _Tally:
+    counts: Counter[str] = field(default_factory=Counter)
+    keys: dict[str, list[str]] = field(default_factory=lambda: {"failed": [], "unknown": []})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, status: str, key: str) -> None:
+        with self.lock:
+            self.counts[status] += 1
+            if status in self.keys:
+                self.keys[status].append(key)
+
+    def report(self) -> DispatchReport:
+        c = self.counts
+        return DispatchReport(c["sent"], c["retry"], c["failed"], c["unknown"], c["cancelled"], c["deferred"],
+                              c["stale"], c["alerts"], tuple(self.keys["failed"]), tuple(self.keys["unknown"]))
+
+
+@dataclass(frozen=True)
+class _Problem:
+    row: DeliveryRow
+    status: str
+    reason: str | None
+
+
+class Dispatcher:
+    def __init__(self, store: Store, settings: Settings, clock: Clock, *, session: requests.Session | None = None,
+                 max_workers: int = 32, worker_id: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic, window_seconds: float = 60.0,
+                 rng: random.Random | None = None, backoff: tuple[float, float] = (30.0, 1800.0)) -> None:
+        self.store, self.settings, self.clock = store, settings, clock
+        self.worker = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.window = window_seconds
+        self.rng = rng or random.Random()
+        self.backoff = backoff
+        self._own_session = session is None
+        self.session = _pooled(session, settings, max_workers)
+        self.limiter = SlidingWindowLimiter(settings.delivery.robot_per_minute, window_seconds, monotonic, sleep)
+        seed_from_store(self.limiter, store, clock.now())
+        self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="wecom-send")
+        self.batch = 2 * max_workers
+        timeout = settings.delivery.request_timeout.total_seconds()
+        # The worst case of one send: an app call, a token refresh and the call again (plus gettoken).
+        self.send_margin = timedelta(seconds=4 * timeout)
+        self.lease_seconds = int(4 * timeout + 60)
+        self.wait_horizon = window_seconds / 30
+        self._deferrals: Counter[int] = Counter()
+        self._deferrals_lock = threading.Lock()
+
+    # ---- the pass ---------------------------------------------------------------------------
+
+    def dispatch_due(self) -> DispatchReport:
+        """Send everything due now, batch after batch, until nothing due is left."""
+        tally = _Tally()
+        self._cancel_confirmed_nudges(tally)
+        for _ in range(MAX_ROUNDS):
+            rows = claim_due(self.store, self.clock.now(), self.worker, limit=self.batch,
+                             lease_seconds=self.lease_seconds)
+            if not rows:
+                break
+            log.debug("claimed %d deliveries", len(rows))
+            problems = self._send_batch(rows, tally)
+            tally.counts["alerts"] += self._alert_problems(problems)
+        report = tally.report()
+        if report != DispatchReport():
+            log.debug("dispatch pass: %s", report)
+        return report
+
+    def _send_batch(self, rows: list[DeliveryRow], tally: _Tally) -> list[_Problem]:
+        lanes = [self._paced(lane, tally) for lane in _lanes(rows)]
+        futures = [self.pool.submit(self._run_lane, lane, tally) for lane in lanes if lane]
+        return [problem for future in futures for problem in future.result()]
+
+    def _paced(self, lane: list[DeliveryRow], tally: _Tally) -> list[DeliveryRow]:
+        """The part of a robot's lane its window allows now; the rest deferred to their slots."""
+        key = lane[0].recipients.get("webhook_key")
+        if key is None or self.settings.wecom is None:
+            return lane
+        now_mono, now = self.limiter.now(), self.clock.now()
+        starts = self.limiter.schedule(key, len(lane))
+        keep = [row for row, at in zip(lane, starts) if at <= now_mono + self.wait_horizon]
+        for row, at in list(zip(lane, starts))[len(keep):]:
+            self._defer(row, now + timedelta(seconds=at - now_mono), DEFERRED, tally)
+        return keep
+
+    def _run_lane(self, lane: list[DeliveryRow], tally: _Tally) -> list[_Problem]:
+        problems = []
+        for index, row in enumerate(lane):
+            status, reason, next_at = self._deliver(row, tally)
+            if status in ("failed", "unknown"):
+                problems.append(_Problem(row, status, reason))
+            if status == "retry" and next_at is not None:
+                # The robot is unwell: the rest of its queue waits too, and keeps its order.
+                for later in lane[index + 1:]:
+                    self._defer(later, next_at, DEFERRED, tally)
+                break
+        return problems
+
+    # ---- one delivery -----------------------------------------------------------------------
+
+    def _deliver(self, row: DeliveryRow, tally: _Tally) -> tuple[str, str | None, datetime | None]:
+        if row.lease_until is not None and row.lease_until - self.clock.now() < self.send_margin:
+            self._defer(row, self.clock.now(), LEASE_RAN_OUT, tally)
+            return "deferred", None, None
+        outcome = self._attempt(row)
+        return self._record(row, outcome, tally)
+
+    def _attempt(self, row: DeliveryRow) -> Outcome:
+        try:
+            channel = channel_for(row.recipients, self.settings, self.session)
+        except DeliveryError as exc:
+            return Outcome("failed", str(exc))
+        if not isinstance(channel, RobotChannel):
+            return channel.send(row)
+        if self._reports_ambiguity(row):
+            return Outcome("unknown", AMBIGUOUS)
+        key = row.recipients["webhook_key"]
+        waited = self.limiter.acquire(key)
+        if waited:
+            log.debug("waited %.2f s for the robot of %s", waited, row.target)
+        outcome = channel.send(row)
+        self.limiter.record(key)
+        if outcome.retry_after:
+            self.limiter.block(key, self._scaled(outcome.retry_after))
+        return outcome
+
+    def _reports_ambiguity(self, row: DeliveryRow) -> bool:
+        """A robot row claimed again after a crash mid-send, where the config says not to re-send.
+
+        The outbox marks such a claim ``resent``; the flag stays set, so a row an administrator
+        re-queued after an 'unknown' (its last error is ours) is sent.
+        """
+        return (self.settings.delivery.ambiguous_robot_send == "report" and row.resent
+                and not (row.last_error or "").endswith(NOT_RESENT))
+
+    def _record(self, row: DeliveryRow, outcome: Outcome, tally: _Tally) -> tuple[str, str | None, datetime | None]:
+        now = self.clock.now()
+        status, error, next_at = self._decide(row, outcome, now)
+        recorded = record_outcome(self.store, row.id, row.attempts, status=status, now=now, error=error,
+                                  errcode=outcome.errcode, msgid=outcome.msgid, response_code=outcome.response_code,
+                                  next_attempt_at=next_at)
+        if not recorded:
+            log.warning("发送结果未记录：%s 的第 %d 次尝试已被更新的尝试取代", row.key, row.attempts)
+            tally.add("stale", row.key)
+            return "stale", error, None
+        self._log_send(row, status, error)
+        tally.add(status, row.key)
+        if status != "retry":
+            with self._deferrals_lock:
+                self._deferrals.pop(row.id, None)
+        return status, error, next_at
+
+    def _decide(self, row: DeliveryRow, outcome: Outcome, now: datetime) -> tuple[str, str | None, datetime | None]:
+        if outcome.status == "sent":
+            return "sent", "；".join(outcome.warnings) or None, None
+        if outcome.status != "retry":
+            return outcome.status, outcome.error, None
+        attempts = self._real_attempts(row)
+        if attempts >= max_attempts_for(outcome.errcode, self.settings.delivery.max_attempts):
+            return "failed", f"{outcome.error}（已尝试 {attempts} 次）", None
+        delay = self._backoff(attempts, outcome.retry_after)
+        log.debug("%s: retry in %.1f s after %s", row.key, delay, outcome.error)
+        return "retry", outcome.error, now + timedelta(seconds=delay)
+
+    def _real_attempts(self, row: DeliveryRow) -> int:
+        with self._deferrals_lock:
+            return max(1, row.attempts - self._deferrals[row.id])
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        base, cap = self.backoff
+        delay = min(cap, base * 2 ** (attempt - 1))
+        jittered = delay / 2 + self.rng.uniform(0, delay / 2)
+        return max(jittered, self._scaled(retry_after) if retry_after else 0.0)
+
+    def _scaled(self, seconds: float) -> float:
+        # WeCom's waits are in real minutes; benchmarks shrink the window and these with it.
+        return seconds * self.window / 60.0
+
+    def _defer(self, row: DeliveryRow, at: datetime, reason: str, tally: _Tally) -> None:
+        recorded = record_outcome(self.store, row.id, row.attempts, status="retry", now=self.clock.now(),
+                                  error=reason, next_attempt_at=at)
+        if recorded:
+            with self._deferrals_lock:
+                self._deferrals[row.id] += 1
+            log.debug("%s deferred to %s: %s", row.key, at.isoformat(), reason)
+        tally.add("deferred" if recorded else "stale", row.key)
+
+    def _log_send(self, row: DeliveryRow, status: str, error: str | None) -> None:
+        if status == "sent" and error:
+            log.warning("已发送 %s → %s（第 %d 次），但：%s", row.kind, row.target, row.attempts, error)
+        elif status == "sent":
+            log.info("已发送 %s → %s（第 %d 次）", row.kind, row.target, row.attempts)
+        else:
+            log.info("未发送 %s → %s（第 %d 次）：%s，%s", row.kind, row.target, row.attempts, status, error)
+
+    # ---- alerts and cancellations -----------------------------------------------------------
+
+    def _alert_problems(self, problems: Sequence[_Problem]) -> int:
+        problems = [p for p in problems if not self._is_alert(p.row)]
+        queued = 0
+        for status, title, advice in (("failed", "条消息发送失败", alerts.FAILED_ADVICE),
+                                      ("unknown", "条消息发送结果不明", alerts.UNKNOWN_ADVICE)):
+            chosen = [p for p in problems if p.status == status]
+            if chosen:
+                lines = [alerts.problem_line(p.row, p.reason, self.settings) for p in chosen]
+                queued += alerts.raise_alert(self.store, self.settings, self.clock.now(), f"{len(chosen)} {title}",
+                                             lines, advice, [p.row for p in chosen])
+        return queued
+
+    def _is_alert(self, row: DeliveryRow) -> bool:
+        if row.kind == alerts.ALERT_KIND:
+            log.error("告警消息未能送达管理员（%s）：%s", row.target, row.last_error)
+            return True
+        return False
+
+    def alert_missed(self, rows: Sequence[DeliveryRow]) -> int:
+        """Tell the administrators about rows recovery marked missed; the number of alerts queued."""
+        rows = [row for row in rows if row.kind != alerts.ALERT_KIND]
+        if not rows:
+            return 0
+        lines = [alerts.problem_line(row, row.last_error, self.settings) for row in rows]
+        return alerts.raise_alert(self.store, self.settings, self.clock.now(), f"{len(rows)} 条消息错过发送时间",
+                                  lines, alerts.MISSED_ADVICE, rows)
+
+    def _cancel_confirmed_nudges(self, tally: _Tally) -> None:
+        """A nudge to a branch that has confirmed since it was planned is cancelled, not sent."""
+        now = self.clock.now()
+        nudges = list_deliveries(self.store, status=("pending", "retry"), kind="study_nudge",
+                                 until=now + timedelta(seconds=1), limit=10_000, order="asc")
+        if not nudges:
+            return
+        confirmed = confirmed_pairs(self.store, {row.item for row in nudges if row.item})
+        for row in nudges:
+            if (row.item, (row.meta or {}).get("branch")) in confirmed:
+                if set_status(self.store, row.id, "cancelled", error=NUDGE_CONFIRMED):
+                    log.info("已取消 %s → %s：%s", row.kind, row.target, NUDGE_CONFIRMED)
+                    tally.add("cancelled", row.key)
+
+    # ---- for the scheduler ------------------------------------------------------------------
+
+    def next_due_at(self) -> datetime | None:
+        """When the next row becomes claimable (due, retry time, or an abandoned lease)."""
+        d = Delivery
+        queries = [
+            select(func.min(d.due_at)).where(d.status == "pending"),
+            select(func.min(func.coalesce(d.next_attempt_at, d.due_at))).where(d.status == "retry"),
+            select(func.min(d.lease_until)).where(d.status == "sending"),
+        ]
+        with self.store.session(readonly=True) as session:
+            found = [_aware(session.execute(q).scalar()) for q in queries]
+        candidates = [at for at in found if at is not None]
+        return min(candidates) if candidates else None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        if self._own_session:
+            self.session.close()
+
+
+def _lanes(rows: list[DeliveryRow]) -> list[list[DeliveryRow]]:
+    """One lane per robot (its rows in due order), one lane per other delivery."""
+    robots: dict[str, list[DeliveryRow]] = {}
+    lanes: list[list[DeliveryRow]] = []
+    for row in rows:
+        key = row.recipients.get("webhook_key")
+        if key is None:
+            lanes.append([row])
+        elif key in robots:
+            robots[key].append(row)
+        else:
+            robots[key] = [row]
+            lanes.append(robots[key])
+    return lanes
+
+
+def _pooled(session: requests.Session | None, settings: Settings, size: int) -> requests.Session:
+    """A session whose pool to WeCom holds a connection per worker (urllib3 keeps 10 by default)."""
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size)
+    if session is None:
+        session = requests.Session()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    elif settings.wecom is not None:
+        session.mount(settings.wecom.api_base, adapter)
+    return session
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)  # SQLite's aggregates come back as naive UTC text
+
+
+def confirmed_pairs(store: Store, items: set[str]) -> set[tuple[str, str]]:
+    if not items:
+        return set()
+    statement = select(Confirmation.item, Confirmation.branch).where(Confirmation.item.in_(sorted(items)))
+    with store.session(readonly=True) as session:
+        return {(item, branch) for item, branch in session.execute(statement)}
+
+
+def rows_by_keys(store: Store, keys: Sequence[str]) -> list[DeliveryRow]:
+    """The rows with these keys, in the order of ``keys`` (missing keys left out)."""
+    with store.session(readonly=True) as session:
+        found = {d.key: DeliveryRow.of(d) for d in session.scalars(select(Delivery).where(Delivery.key.in_(keys)))}
+    return [found[key] for key in keys if key in found]
+
+
+def deliver_now(store: Store, settings: Settings, clock: Clock, keys: list[str],
+                timeout: float = 30.0) -> list[DeliveryRow]:
+    """For `wecom-reminder send`: dispatch until these rows are final or ``timeout`` seconds pass.
+
+    Transient failures are retried with a short backoff (1 s, doubling to 4 s); a row still
+    waiting at the timeout is left to the running service.
+    """
+    deadline = time.monotonic() + timeout
+    dispatcher = Dispatcher(store, settings, clock, backoff=(1.0, 4.0))
+    try:
+        while True:
+            dispatcher.dispatch_due()
+            rows = rows_by_keys(store, keys)
+            remaining = deadline - time.monotonic()
+            if all(row.status in FINAL for row in rows) or remaining <= 0:
+                return rows
+            time.sleep(min(remaining, _until_next(rows, clock.now())))
+    finally:
+        dispatcher.close()
+
+
+def _until_next(rows: list[DeliveryRow], now: datetime) -> float:
+    waits = [(row.next_attempt_at - now).total_seconds() for row in rows
+             if row.status == "retry" and row.next_attempt_at is not None]
+    return min(max(0.05, min(waits, default=0.2)), 5.0)

@@ -1,0 +1,107 @@
+"""Per-robot pacing: at most ``limit`` sends in any sliding window of ``window`` seconds.
+
+WeCom allows 20 messages a minute per robot and answers 45009 beyond it; whether its window
+slides is unconfirmed, so we pace as if it does (wecom.md §2). A send counts from the moment its
+answer came back, which is never earlier than WeCom received it: so our own sends cannot make a
+45009. Over the limit messages wait; none is dropped. The clock and the sleep are injected, so
+tests move a fake clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.store.db import Store
+from bot.store.models import Delivery
+
+
+class SlidingWindowLimiter:
+    def __init__(self, limit: int, window: float = 60.0, now: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be ≥ 1 and window > 0")
+        self.limit = limit
+        self.window = window
+        self.now = now
+        self.sleep = sleep
+        self._events: dict[str, deque[float]] = defaultdict(deque)
+        self._blocked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def seed(self, key: str, times: Iterable[float]) -> None:
+        """Sends made before we started (by an earlier process), so a restart does not burst."""
+        with self._lock:
+            self._events[key] = deque(sorted([*self._events[key], *times]))
+
+    def record(self, key: str, at: float | None = None) -> None:
+        """One send to ``key`` finished (successfully or not: WeCom may count it either way)."""
+        with self._lock:
+            self._events[key].append(self.now() if at is None else at)
+
+    def block(self, key: str, seconds: float) -> None:
+        """WeCom said 45009 anyway (someone else uses this robot too): nothing more for a while."""
+        with self._lock:
+            self._blocked_until[key] = max(self._blocked_until.get(key, 0.0), self.now() + seconds)
+
+    def schedule(self, key: str, count: int) -> list[float]:
+        """When the next ``count`` sends to ``key`` may start, if each one finished at once."""
+        with self._lock:
+            now = self.now()
+            events = list(self._trimmed(key, now))
+            earliest = max(now, self._blocked_until.get(key, 0.0))
+        starts = []
+        for _ in range(count):
+            at = earliest
+            if len(events) >= self.limit:
+                at = max(at, events[-self.limit] + self.window)
+            starts.append(at)
+            events.append(at)
+            earliest = at
+        return starts
+
+    def wait_time(self, key: str) -> float:
+        return max(0.0, self.schedule(key, 1)[0] - self.now())
+
+    def acquire(self, key: str) -> float:
+        """Block until a send to ``key`` is allowed; the seconds waited. The caller ``record``s the send."""
+        waited = 0.0
+        while (wait := self.wait_time(key)) > 0:
+            self.sleep(wait)
+            waited += wait
+        return waited
+
+    def _trimmed(self, key: str, now: float) -> deque[float]:
+        events = self._events[key]
+        while events and events[0] <= now - self.window:
+            events.popleft()
+        return events
+
+
+def recent_robot_sends(store: Store, since: datetime) -> dict[str, list[datetime]]:
+    """Robot key → times of the sends recorded since ``since`` (to seed a limiter at start)."""
+    statement = select(Delivery.recipients, Delivery.sent_at).where(
+        Delivery.status == "sent", Delivery.sent_at >= since)
+    sends: dict[str, list[datetime]] = defaultdict(list)
+    with store.session(readonly=True) as session:
+        for recipients, sent_at in session.execute(statement):
+            key = (recipients or {}).get("webhook_key")
+            if key:
+                sends[key].append(sent_at)
+    return dict(sends)
+
+
+def seed_from_store(limiter: SlidingWindowLimiter, store: Store, wall_now: datetime) -> int:
+    """Seed every robot's window from the outbox; the number of sends found."""
+    mono_now = limiter.now()
+    found = 0
+    for key, times in recent_robot_sends(store, wall_now - timedelta(seconds=limiter.window)).items():
+        limiter.seed(key, (mono_now - (wall_now - t).total_seconds() for t in times))
+        found += len(times)
+    return found
+

@@ -1,0 +1,348 @@
+"""The study ledger (学习台账): confirmations, answers to secretaries' replies, and report rows.
+
+A confirmation is one row per (item, branch); the first one wins and confirming again changes
+nothing. Replies are answered from messages/reply_*.j2. When a secretary has several open items
+the numbered list offered is remembered (kv ``study-offer:<userid>``) so that "1" or "全部" next
+confirms the right ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.clock import BEIJING
+from bot.config import Branch, Settings
+from bot.replies import Intent, understand
+from bot.store import Store
+from bot.store.models import Confirmation, KeyValue
+from bot.studies import StudyItem, StudySchedule
+from bot.templates import TemplateLibrary
+
+log = logging.getLogger(__name__)
+
+Source = Literal["reply", "button", "manual"]
+Status = Literal["confirmed", "late", "pending", "missing"]
+OFFER_TTL = timedelta(days=3)
+CARD_KEY_PREFIX = "confirm:"
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    item: str
+    branch: str
+    confirmed_by: str
+    confirmed_at: datetime
+    late: bool
+    source: str
+    created: bool  # False: the branch had already confirmed (the first confirmation stands)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A reply's answer and the confirmations it created (for the callback's after-work)."""
+
+    reply: str
+    confirmed: tuple[ConfirmResult, ...] = ()
+    branch: str | None = None
+
+    @property
+    def created(self) -> tuple[ConfirmResult, ...]:
+        return tuple(r for r in self.confirmed if r.created)
+
+
+# ---- confirmations --------------------------------------------------------------------------
+
+
+def confirm(store: Store, item: str, branch: str, by: str, at: datetime, source: Source, note: str | None = None,
+            recorded_by: str | None = None, *, deadline: datetime | None = None) -> ConfirmResult:
+    """Record that ``branch`` studied ``item`` (late when ``at`` is after ``deadline``); idempotent."""
+    with store.session() as session:
+        return confirm_in(session, item, branch, by, at, source, note, recorded_by, deadline=deadline)
+
+
+def confirm_in(session: Session, item: str, branch: str, by: str, at: datetime, source: Source,
+               note: str | None = None, recorded_by: str | None = None, *,
+               deadline: datetime | None = None) -> ConfirmResult:
+    existing = _confirmation(session, item, branch)
+    if existing is not None:
+        return _result(existing, created=False)
+    row = Confirmation(item=item, branch=branch, confirmed_by=by, confirmed_at=at, source=source, note=note,
+                       late=deadline is not None and at > deadline, recorded_by=recorded_by)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # another replica confirmed it a moment ago: theirs stands
+        existing = _confirmation(session, item, branch)
+        assert existing is not None
+        return _result(existing, created=False)
+    log.info("study %s confirmed for branch %s by %s (%s%s)", item, branch, by, source, ", late" if row.late else "")
+    return _result(row, created=True)
+
+
+def _confirmation(session: Session, item: str, branch: str) -> Confirmation | None:
+    return session.scalars(select(Confirmation).where(Confirmation.item == item,
+                                                      Confirmation.branch == branch)).first()
+
+
+def _result(row: Confirmation, created: bool) -> ConfirmResult:
+    return ConfirmResult(row.item, row.branch, row.confirmed_by, row.confirmed_at.astimezone(BEIJING),
+                         bool(row.late), row.source, created)
+
+
+def confirmed_pairs(session: Session) -> set[tuple[str, str]]:
+    """Every (item, branch) confirmed: what plan_studies needs."""
+    return {(item, branch) for item, branch in session.execute(select(Confirmation.item, Confirmation.branch))}
+
+
+def branch_confirmations(session: Session, branch: str) -> dict[str, ConfirmResult]:
+    rows = session.scalars(select(Confirmation).where(Confirmation.branch == branch))
+    return {row.item: _result(row, created=False) for row in rows}
+
+
+def branch_of(settings: Settings, userid: str) -> Branch | None:
+    """The branch whose secretary this WeCom user is (userids compare case-insensitively)."""
+    wanted = userid.strip().casefold()
+    return next((b for b in settings.organisation.branches if b.secretary.userid.casefold() == wanted), None)
+
+
+# ---- answering replies ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """Everything one answer needs."""
+
+    session: Session
+    settings: Settings
+    schedule: StudySchedule
+    templates: TemplateLibrary
+    now: datetime
+    userid: str
+    branch: Branch
+
+    def render(self, name: str, **context: Any) -> str:
+        org = {"name": self.settings.organisation.name}
+        return self.templates.render(name, {"organisation": org, "branch": _branch(self.branch), **context}).text
+
+    def visible(self) -> list[StudyItem]:
+        """Items published for this branch by now, earliest deadline first."""
+        items = [i for i in self.schedule.for_branch(self.branch.id) if i.publish_at <= self.now]
+        return sorted(items, key=lambda i: (i.deadline, i.id))
+
+    def done(self) -> dict[str, ConfirmResult]:
+        return branch_confirmations(self.session, self.branch.id)
+
+
+def handle_reply(store: Store, settings: Settings, schedule: StudySchedule, templates: TemplateLibrary,
+                 now: datetime, userid: str, text: str) -> str:
+    """Answer one text reply (recording any confirmation it makes); returns the reply text."""
+    with store.session() as session:
+        return respond(session, settings, schedule, templates, now, userid, text).reply
+
+
+def handle_card_click(store: Store, settings: Settings, schedule: StudySchedule, templates: TemplateLibrary,
+                      now: datetime, userid: str, event_key: str) -> str:
+    """Answer a click on a study card's button (key ``confirm:<item>``)."""
+    with store.session() as session:
+        return respond_to_click(session, settings, schedule, templates, now, userid, event_key).reply
+
+
+def respond(session: Session, settings: Settings, schedule: StudySchedule, templates: TemplateLibrary,
+            now: datetime, userid: str, text: str) -> Outcome:
+    branch = branch_of(settings, userid)
+    if branch is None:
+        return Outcome(_not_secretary(templates, settings))
+    turn = _Turn(session, settings, schedule, templates, now, userid, branch)
+    intent = understand(text)
+    if intent.kind == "confirm":
+        return _on_confirm(turn, intent)
+    if intent.kind == "choose":
+        return _on_choose(turn, intent)
+    if intent.kind == "progress":
+        return Outcome(_progress(turn), branch=branch.id)
+    return Outcome(turn.render("reply_help"), branch=branch.id)
+
+
+def respond_to_click(session: Session, settings: Settings, schedule: StudySchedule, templates: TemplateLibrary,
+                     now: datetime, userid: str, event_key: str) -> Outcome:
+    branch = branch_of(settings, userid)
+    if branch is None:
+        return Outcome(_not_secretary(templates, settings))
+    turn = _Turn(session, settings, schedule, templates, now, userid, branch)
+    item_id = event_key.removeprefix(CARD_KEY_PREFIX) if event_key.startswith(CARD_KEY_PREFIX) else None
+    item = next((i for i in turn.visible() if i.id == item_id), None)
+    if item is None:
+        return Outcome(turn.render("reply_nothing_open"), branch=branch.id)
+    return _confirm_items(turn, [item], "button")
+
+
+def _not_secretary(templates: TemplateLibrary, settings: Settings) -> str:
+    return templates.render("reply_not_secretary", {"organisation": {"name": settings.organisation.name}}).text
+
+
+def _on_confirm(turn: _Turn, intent: Intent) -> Outcome:
+    visible, done = turn.visible(), turn.done()
+    open_items = [i for i in visible if i.id not in done]
+    if intent.number is not None:
+        return _confirm_number(turn, intent.number, visible, open_items)
+    if len(open_items) == 1 or (open_items and intent.everything):
+        return _confirm_items(turn, open_items, "reply")
+    if open_items:
+        return _offer(turn, open_items)
+    confirmed = [i for i in visible if i.id in done]
+    if confirmed:
+        latest = max(confirmed, key=lambda i: i.publish_at)
+        return _confirm_items(turn, [latest], "reply")  # nothing new: answered with reply_already
+    return Outcome(turn.render("reply_nothing_open"), branch=turn.branch.id)
+
+
+def _confirm_number(turn: _Turn, number: int, visible: list[StudyItem], open_items: list[StudyItem]) -> Outcome:
+    matching = [i for i in open_items if i.number == number] or [i for i in visible if i.number == number]
+    if matching:
+        return _confirm_items(turn, [max(matching, key=lambda i: i.publish_at)], "reply")
+    if open_items:
+        return _offer(turn, open_items)
+    return Outcome(turn.render("reply_nothing_open"), branch=turn.branch.id)
+
+
+def _on_choose(turn: _Turn, intent: Intent) -> Outcome:
+    offered = _offered(turn)
+    if offered is None:
+        open_items = [i for i in turn.visible() if i.id not in turn.done()]
+        if len(open_items) == 1 and (intent.everything or intent.choices == (1,)):
+            return _confirm_items(turn, open_items, "reply")
+        if open_items:
+            return _offer(turn, open_items)
+        return Outcome(turn.render("reply_nothing_open"), branch=turn.branch.id)
+    if intent.everything:
+        return _confirm_items(turn, offered, "reply")
+    if not intent.choices or any(not 1 <= n <= len(offered) for n in intent.choices):
+        return Outcome(turn.render("reply_choose", items=[i.context() for i in offered]), branch=turn.branch.id)
+    return _confirm_items(turn, _unique(offered[n - 1] for n in intent.choices), "reply")
+
+
+def _unique(items: Iterable[StudyItem]) -> list[StudyItem]:
+    seen: dict[str, StudyItem] = {}
+    for item in items:
+        seen.setdefault(item.id, item)
+    return list(seen.values())
+
+
+def _offer(turn: _Turn, items: list[StudyItem]) -> Outcome:
+    key = _offer_key(turn.userid)
+    value = {"items": [i.id for i in items], "at": turn.now.isoformat()}
+    row = turn.session.get(KeyValue, key)
+    if row is None:
+        turn.session.add(KeyValue(key=key, value=value, updated_at=turn.now))
+    else:
+        row.value, row.updated_at = value, turn.now
+    return Outcome(turn.render("reply_choose", items=[i.context() for i in items]), branch=turn.branch.id)
+
+
+def _offered(turn: _Turn) -> list[StudyItem] | None:
+    row = turn.session.get(KeyValue, _offer_key(turn.userid))
+    if row is None or not isinstance(row.value, dict):
+        return None
+    if turn.now - datetime.fromisoformat(row.value["at"]) > OFFER_TTL:
+        return None
+    items = [turn.schedule.get(i) for i in row.value.get("items", [])]
+    return [i for i in items if i is not None] or None
+
+
+def _offer_key(userid: str) -> str:
+    return f"study-offer:{userid.casefold()}"
+
+
+def _confirm_items(turn: _Turn, items: Sequence[StudyItem], source: Source) -> Outcome:
+    results = [confirm_in(turn.session, i.id, turn.branch.id, turn.userid, turn.now, source, deadline=i.deadline)
+               for i in items]
+    new = [(i, r) for i, r in zip(items, results) if r.created]
+    if new:
+        reply = turn.render("reply_confirmed", confirmed_at=turn.now.isoformat(),
+                            items=[{**i.context(), "late": r.late} for i, r in new])
+    else:
+        reply = turn.render("reply_already", items=[{**i.context(), "confirmed_at": r.confirmed_at.isoformat()}
+                                                    for i, r in zip(items, results)])
+    return Outcome(reply, tuple(results), turn.branch.id)
+
+
+def _progress(turn: _Turn) -> str:
+    done = turn.done()
+    open_items = [{**i.context(), "overdue": turn.now > i.deadline} for i in turn.visible() if i.id not in done]
+    year = turn.now.astimezone(BEIJING).year
+    done_count = sum(1 for i in turn.visible() if i.id in done and i.publish_at.astimezone(BEIJING).year == year)
+    return turn.render("reply_progress", open_items=open_items, done_count=done_count)
+
+
+def _branch(branch: Branch) -> dict[str, str]:
+    return {"id": branch.id, "name": branch.name}
+
+
+# ---- status and report rows -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    item: str
+    title: str
+    series: str | None
+    number: int | None
+    year: int
+    branch: str
+    branch_name: str
+    secretary: str
+    deadline: datetime
+    status: Status
+    confirmed_at: datetime | None
+    confirmed_by: str | None
+    source: str | None
+    note: str | None
+
+
+def report_rows(store: Store, settings: Settings, schedule: StudySchedule, now: datetime, year: int | None = None,
+                item: str | None = None) -> list[ReportRow]:
+    """One row per published item and audience branch; ``year`` is the publish year (Beijing)."""
+    with store.session(readonly=True) as session:
+        confirmations = {(r.item, r.branch): _Recorded(r.confirmed_at, r.confirmed_by, r.source, r.note, bool(r.late))
+                         for r in session.scalars(select(Confirmation))}
+    chosen = [i for i in schedule.items if i.publish_at <= now and (item is None or i.id == item)
+              and (year is None or i.publish_at.astimezone(BEIJING).year == year)]
+    chosen.sort(key=lambda i: (i.publish_at, i.id))
+    return [_row(i, b, confirmations.get((i.id, b.id)), now) for i in chosen for b in i.branches(settings)]
+
+
+def study_status(store: Store, settings: Settings, schedule: StudySchedule, now: datetime,
+                 item: str) -> list[ReportRow]:
+    """Who has and has not confirmed one item, at ``now``."""
+    return report_rows(store, settings, schedule, now, item=item)
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    confirmed_at: datetime
+    confirmed_by: str
+    source: str
+    note: str | None
+    late: bool
+
+
+def _row(item: StudyItem, branch: Branch, row: _Recorded | None, now: datetime) -> ReportRow:
+    if row is not None:
+        status: Status = "late" if row.late else "confirmed"
+    else:
+        status = "pending" if now <= item.deadline else "missing"
+    return ReportRow(
+        item=item.id, title=item.title, series=item.series, number=item.number,
+        year=item.publish_at.astimezone(BEIJING).year, branch=branch.id, branch_name=branch.name,
+        secretary=branch.secretary.name, deadline=item.deadline.astimezone(BEIJING), status=status,
+        confirmed_at=row.confirmed_at.astimezone(BEIJING) if row else None,
+        confirmed_by=row.confirmed_by if row else None, source=row.source if row else None,
+        note=row.note if row else None)

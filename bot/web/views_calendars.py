@@ -1,0 +1,76 @@
+"""Calendars: holiday data per year (and what is missing), meeting series, .ics upload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import redirect, render_template, request, url_for
+
+from bot.calendars.holidays import FESTIVAL_NAMES
+from bot.web.common import console, mask_secrets, notice, record, runtime, settings, today
+from bot.web.holiday_status import holiday_alert
+from bot.web.ics_upload import UploadRefused, accept
+
+POLICIES = {"keep": "照常召开", "skip": "不开", "next_workday": "顺延到下一个工作日"}
+
+
+def holiday_years() -> list[dict[str, Any]]:
+    calendar = runtime().calendar()
+    years = []
+    for year in sorted(calendar.years, reverse=True):
+        notice_info = calendar.notice(year)
+        years.append({"year": year, "title": notice_info["title"], "published": notice_info["published"],
+                      "amendments": notice_info["amendments"], "periods": calendar.periods(year)})
+    return years
+
+
+def meeting_sources() -> tuple[list[Any], list[Any]]:
+    meetings = runtime().meetings()
+    if meetings is None:
+        return [], []
+    return list(meetings.series), list(meetings.calendars)
+
+
+def _page(status: int = 200, upload_error: str | None = None) -> Any:
+    series, sources = meeting_sources()
+    branches = {b.id: b.name for b in settings().organisation.branches}
+    return render_template(
+        "calendars.html", years=holiday_years(), alert=holiday_alert(runtime().calendar().years, today()),
+        series=series, sources=sources, branches=branches, policies=POLICIES, festivals=FESTIVAL_NAMES,
+        upload_error=upload_error, ics_errors=[mask_secrets(e) for e in runtime().loaded().ics_errors],
+        reload_error=mask_secrets(runtime().last_reload_error) if runtime().last_reload_error else None,
+        meetings_loaded=runtime().meetings() is not None), status
+
+
+@console.get("/calendars")
+def calendars() -> Any:
+    return _page()
+
+
+@console.post("/calendars/upload")
+def calendar_upload() -> Any:
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _page(422, "请选择要上传的 .ics 文件。")
+    rt = runtime()
+    try:
+        saved = accept(rt.settings().path("schedules"), upload.filename, upload.read(), today())
+    except UploadRefused as exc:
+        return _page(422, f"日历文件未被采用，未写入任何内容。原因：{exc}")
+    record("上传日历文件", f"schedules/{saved.name}", before="覆盖原有文件" if saved.replaced else None,
+           after=f"{saved.events} 个日程（未来一年）")
+    rt.reload_if_changed()
+    rt.request_replan()
+    _tell_result(saved.name, saved.events)
+    return redirect(url_for("console.calendars"))
+
+
+def _tell_result(name: str, events: int) -> None:
+    rt = runtime()
+    if rt.last_reload_error:
+        notice(f"已保存 schedules/{name}，但重新加载日程时发现问题：{mask_secrets(rt.last_reload_error)}", "danger")
+        return
+    used = any(s.path is not None and s.path.name == name for s in meeting_sources()[1])
+    tail = "已重新加载，会议提醒将按新日历生成。" if used else \
+        "该文件尚未在 schedules/meetings.yaml 的 calendars 中引用，引用后才会据此生成会议提醒。"
+    notice(f"已保存 schedules/{name}（未来一年共 {events} 个日程）。{tail}", "success")

@@ -1,0 +1,72 @@
+"""The delivery log: filters, pagination, WeCom's answer in words, retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import abort, redirect, render_template, request, url_for
+
+from bot.formatting import STATUS_LABELS, target_title
+from bot.occurrence import KIND_LABELS
+from bot.store.models import STATUSES
+from bot.store.outbox import RETRYABLE, count_deliveries, get_delivery, list_deliveries, retry_now
+from bot.web.common import console, day_start, notice, now, page_of, parse_day, record, runtime, settings
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: str
+    until: str
+    kind: str
+    target: str
+    status: str
+
+    def query(self) -> dict[str, Any]:
+        """Keyword arguments for the outbox; a bad value is ignored rather than an error."""
+        since, until = parse_day(self.since), parse_day(self.until)
+        return {
+            "since": day_start(since) if since else None,
+            "until": day_start(until) + timedelta(days=1) if until else None,
+            "kind": self.kind if self.kind in KIND_LABELS else None,
+            "target": self.target or None,
+            "status": self.status if self.status in STATUSES else None,
+        }
+
+    def args(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def filters_from(source: Any) -> Filters:
+    return Filters(*(str(source.get(k, "")).strip()[:200] for k in ("since", "until", "kind", "target", "status")))
+
+
+@console.get("/deliveries")
+def deliveries() -> Any:
+    rt, filters = runtime(), filters_from(request.args)
+    query = filters.query()
+    page = page_of(request.args.get("page"), count_deliveries(rt.store, **query))
+    rows = list_deliveries(rt.store, **query, limit=page.size, offset=page.offset)
+    targets = settings().all_targets()
+    return render_template("deliveries.html", rows=rows, page=page, filters=filters,
+                           kinds=KIND_LABELS, statuses=STATUS_LABELS, retryable=RETRYABLE,
+                           targets=sorted((name, target_title(name, targets)) for name in targets))
+
+
+@console.post("/deliveries/<int:delivery_id>/retry")
+def delivery_retry(delivery_id: int) -> Any:
+    rt = runtime()
+    row = get_delivery(rt.store, delivery_id)
+    if row is None:
+        abort(404, "该发送记录不存在。")
+    back = url_for("console.deliveries", **filters_from(request.form).args(), page=request.form.get("page", 1))
+    if not retry_now(rt.store, delivery_id, now()):
+        notice(f"该消息当前状态为“{STATUS_LABELS.get(row.status, row.status)}”，不能重试。", "danger")
+        return redirect(back)
+    rt.request_replan()
+    subject = f"发送记录 #{row.id} {KIND_LABELS.get(row.kind, row.kind)}“{row.title}” → " \
+              f"{target_title(row.target, settings().all_targets())}"
+    record("重试发送", subject, before=STATUS_LABELS.get(row.status, row.status), after="等待重试（立即）")
+    notice("已安排重新发送，结果稍后在本页显示。", "success")
+    return redirect(back)

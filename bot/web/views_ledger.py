@@ -1,0 +1,156 @@
+"""The study ledger (学习台账): items × branches, exports, and confirmations recorded by hand."""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import abort, redirect, render_template, request, send_file, url_for
+
+from bot.web.common import actor, console, notice, now, parse_int, record, runtime, settings
+
+log = logging.getLogger(__name__)
+STATUS = {"confirmed": "已确认", "late": "逾期确认", "pending": "待确认", "missing": "未完成"}
+NOT_READY = "学习台账功能尚未就绪（bot.ledger / bot.reports 未安装），暂时无法显示。请联系技术人员。"
+NO_STUDIES = "尚未配置学习内容（schedules/studies.yaml 不存在），台账为空。"
+MEDIA = {"csv": "text/csv; charset=utf-8",
+         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _modules() -> tuple[Any, Any] | None:
+    try:
+        from bot import ledger, reports
+    except ImportError:
+        log.exception("the study ledger modules are missing")
+        return None
+    return ledger, reports
+
+
+def _years(schedule: Any) -> list[int]:
+    zone = settings().zone
+    return sorted({i.publish_at.astimezone(zone).year for i in schedule.items} | {now().year}, reverse=True)
+
+
+def _rows(ledger: Any, year: int) -> list[Any]:
+    return ledger.report_rows(runtime().store, settings(), runtime().studies(), now(), year=year)
+
+
+def matrix(rows: list[Any]) -> tuple[list[Any], list[tuple[str, str]], dict[tuple[str, str], Any]]:
+    """(items in order, branches (id, name) in config order, (item, branch) → row)."""
+    items: dict[str, Any] = {}
+    for row in rows:
+        items.setdefault(row.item, row)
+    present = {row.branch for row in rows}
+    branches = [(b.id, b.name) for b in settings().organisation.branches if b.id in present]
+    return list(items.values()), branches, {(r.item, r.branch): r for r in rows}
+
+
+@console.get("/ledger")
+def ledger_page() -> Any:
+    modules, schedule = _modules(), runtime().studies()
+    if modules is None or schedule is None:
+        return render_template("ledger.html", unavailable=NOT_READY if modules is None else NO_STUDIES)
+    ledger, reports = modules
+    year = parse_int(request.args.get("year"), now().year, 2000, 2100)
+    rows = _rows(ledger, year)
+    items, branches, cells = matrix(rows)
+    summary = reports.summarize(rows)
+    return render_template("ledger.html", unavailable=None, year=year, years=_years(schedule), items=items,
+                           branches=branches, cells=cells, labels=STATUS, summary=summary,
+                           percent=reports.percent)
+
+
+@console.get("/ledger/export.<fmt>")
+def ledger_export(fmt: str) -> Any:
+    modules, schedule = _modules(), runtime().studies()
+    if fmt not in MEDIA:
+        abort(404)
+    if modules is None or schedule is None:
+        abort(409, NOT_READY if modules is None else NO_STUDIES)
+    ledger, reports = modules
+    year = parse_int(request.args.get("year"), now().year, 2000, 2100)
+    rows = _rows(ledger, year)
+    data = _export_bytes(reports, fmt, rows, year)
+    name = f"学习台账-{year}年.{fmt}"
+    return send_file(io.BytesIO(data), mimetype=MEDIA[fmt], as_attachment=True, download_name=name)
+
+
+def _export_bytes(reports: Any, fmt: str, rows: list[Any], year: int) -> bytes:
+    summary = reports.summarize(rows)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"ledger.{fmt}"
+        if fmt == "csv":
+            reports.write_csv(path, rows, summary)
+        else:
+            title = f"{settings().organisation.name}{year}年学习台账"
+            reports.write_xlsx(path, rows, summary, title=title, generated_at=now())
+        return path.read_bytes()
+
+
+def _item_and_branch(source: Any) -> tuple[Any, Any]:
+    schedule = runtime().studies()
+    item = schedule.get(source.get("item", "")) if schedule is not None else None
+    if item is None:
+        abort(404, "该学习内容不存在。")
+    branch = next((b for b in item.branches(settings()) if b.id == source.get("branch", "")), None)
+    if branch is None:
+        abort(404, "该支部不在此学习内容的范围内。")
+    return item, branch
+
+
+@console.get("/ledger/confirm")
+def ledger_confirm_form() -> Any:
+    if _modules() is None:
+        abort(409, NOT_READY)
+    item, branch = _item_and_branch(request.args)
+    return render_template("ledger_confirm.html", item=item, branch=branch, error=None, reason="",
+                           by=branch.secretary.name, at=now().strftime("%Y-%m-%dT%H:%M"))
+
+
+def _parse_moment(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M").replace(tzinfo=settings().zone)
+    except ValueError:
+        return None
+
+
+def _form_error(reason: str, by: str, at: datetime | None) -> str | None:
+    if not reason:
+        return "请填写补录原因（如：线下已学习，书记未在企业微信中确认）。"
+    if not by:
+        return "请填写确认人。"
+    if at is None:
+        return "确认时间格式不正确。"
+    if at > now():
+        return "确认时间不能晚于当前时间。"
+    return None
+
+
+@console.post("/ledger/confirm")
+def ledger_confirm() -> Any:
+    modules = _modules()
+    if modules is None:
+        abort(409, NOT_READY)
+    item, branch = _item_and_branch(request.form)
+    reason = request.form.get("reason", "").strip()[:500]
+    by = request.form.get("by", "").strip()[:100]
+    at = _parse_moment(request.form.get("at", ""))
+    error = _form_error(reason, by, at)
+    if error:
+        return render_template("ledger_confirm.html", item=item, branch=branch, error=error, reason=reason,
+                               by=by, at=request.form.get("at", "")), 422
+    result = modules[0].confirm(runtime().store, item.id, branch.id, by, at, "manual", note=reason,
+                                recorded_by=actor(), deadline=item.deadline)
+    year = item.publish_at.astimezone(settings().zone).year
+    if not result.created:
+        notice(f"{branch.name}已于 {result.confirmed_at:%Y-%m-%d %H:%M} 确认“{item.title}”，未作更改。", "info")
+        return redirect(url_for("console.ledger_page", year=year))
+    record("补录学习确认", f"{item.title} · {branch.name}", before="未确认",
+           after=f"{by} {at:%Y-%m-%d %H:%M} 确认{'（逾期）' if result.late else ''}；原因：{reason}")
+    runtime().request_replan()  # the branch's pending nudges are no longer needed
+    notice(f"已补录{branch.name}对“{item.title}”的学习确认。", "success")
+    return redirect(url_for("console.ledger_page", year=year))

@@ -216,7 +216,7 @@ def announced_meetings(store: Store) -> dict[str, Any]:
     """What sent meeting reminders told people: meeting uid → AnnouncedMeeting."""
     from bot.meeting_plan import AnnouncedMeeting
     announced: dict[str, Any] = {}
-    for row in sent_meeting_reminders(store):
+    for row in sorted(sent_meeting_reminders(store), key=lambda r: (r.sent_at is None, r.sent_at)):
         meta = row.meta or {}
         uid = meta.get("meeting_uid")
         if not uid:
@@ -226,7 +226,7 @@ def announced_meetings(store: Store) -> dict[str, Any]:
         announced[uid] = AnnouncedMeeting(
             uid=uid, start=datetime.fromisoformat(meta["meeting_start"]),
             end=datetime.fromisoformat(meta["meeting_end"]), title=meta.get("title", ""),
-            location=meta.get("location", ""), targets=targets)
+            location=meta.get("location", ""), targets=targets, series_id=meta.get("series_id", ""))
     return announced
 
 

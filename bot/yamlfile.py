@@ -53,9 +53,14 @@ def _construct(node: yaml.Node, path: KeyPath, lines: LineMap, loader: yaml.Safe
         return [_construct(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
     try:
         return loader.construct_object(node, deep=True)
-    except ValueError as exc:  # e.g. an impossible date such as 2026-02-30
-        raise yaml.constructor.ConstructorError(
-            None, None, f"无法识别的值 {node.value}（{exc}）", node.start_mark) from None
+    except ValueError:  # e.g. an impossible date such as 2026-02-30
+        raise _BadValue(str(node.value), node.start_mark.line + 1) from None
+
+
+class _BadValue(Exception):
+    def __init__(self, value: str, line: int) -> None:
+        super().__init__(value)
+        self.value, self.line = value, line
 
 
 def parse_yaml(text: str, source: str | Path, error: type = ScheduleError) -> tuple[Any, LineMap]:
@@ -71,6 +76,9 @@ def parse_yaml(text: str, source: str | Path, error: type = ScheduleError) -> tu
         problem = exc.problem or str(exc)
         raise error(f"YAML 格式错误：{problem}", file=source, line=line,
                     fix="检查该行的缩进、冒号和引号") from None
+    except _BadValue as exc:
+        raise error(f"“{exc.value}”不是有效的日期或数值", file=source, line=exc.line,
+                    fix="检查该日期是否存在（如 2 月没有 30 日），写成 YYYY-MM-DD") from None
     finally:
         loader.dispose()
     return data, lines

@@ -134,7 +134,7 @@ def require_login() -> Any:
     if request.endpoint in PUBLIC:
         return None
     if g.user is None:
-        session.clear()
+        session.pop("uid", None)
         return redirect(url_for("console.login", next=request.full_path if request.method == "GET" else None))
     if request.method == "POST" and not g.user.can_change and request.endpoint not in READONLY_POSTS:
         abort(403, "只读账号不能进行修改操作。如需修改，请使用管理员账号登录。")

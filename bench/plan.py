@@ -10,7 +10,8 @@ import gc
 import sys
 import time
 import tracemalloc
-from datetime import date, datetime, time as clock_time
+from datetime import date, datetime
+from datetime import time as clock_time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

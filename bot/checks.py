@@ -86,7 +86,7 @@ def check_holiday_coverage(loaded: Loaded, today: date, result: CheckResult) -> 
     next_year = today.year + 1
     level = missing_year_level(today)
     if next_year not in calendar.years and level:
-        message = (f"【{level}】缺少 {next_year} 年的国务院节假日安排（schedules/holidays/{next_year}.yaml），"
+        message = (f"【{level[0]}】缺少 {next_year} 年的国务院节假日安排（schedules/holidays/{next_year}.yaml），"
                    f"{next_year} 年元旦、春节等节前提醒无法排定。处理办法：国务院办公厅发布通知后，"
                    "按 README「添加一年的节假日安排」添加该文件")
         (result.errors if level[1] else result.warnings).append(message)

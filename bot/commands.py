@@ -8,13 +8,13 @@ import logging
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from bot.checks import run_checks
 from bot.cli import EXIT_ERRORS, EXIT_OK, default_window, print_json, today_in_beijing
 from bot.clock import SystemClock
-from bot.errors import BotError, DeliveryError
+from bot.errors import BotError
 from bot.formatting import STATUS_LABELS, format_deliveries, format_plan, iso
 from bot.plan import PlanState, build_plan
 from bot.runtime import Runtime, load_all
@@ -112,15 +112,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from bot.demo import serve_simulator_for
     from bot.config import load_settings
+    from bot.demo import serve_simulator_for
     serve_simulator_for(load_settings(args.config))
     return EXIT_OK
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from bot.manual import enqueue_manual, send_outcome_text
     from bot.delivery.dispatcher import deliver_now
+    from bot.manual import enqueue_manual, send_outcome_text
     runtime = Runtime(args.config, SystemClock())
     try:
         keys = enqueue_manual(runtime, args.template, args.to, args.at)
@@ -154,8 +154,8 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bot.ledger import report_rows, summarise
-    from bot.reports import format_report, report_json, write_csv, write_xlsx
+    from bot.ledger import report_rows
+    from bot.reports import format_report, report_json, summarize, write_csv, write_xlsx
     runtime = Runtime(args.config, SystemClock())
     try:
         settings, now = runtime.settings(), runtime.clock.now()
@@ -163,12 +163,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise BotError("没有学习计划：schedules/studies.yaml 不存在。处理办法：参照 README 添加学习事项")
         year = None if args.item else (args.year or now.year)
         rows = report_rows(runtime.store, settings, runtime.studies(), now, year=year, item=args.item)
-        summary = summarise(rows, runtime.studies(), year=year, item=args.item)
+        summary = summarize(rows)
         if args.csv:
             write_csv(args.csv, rows, summary)
             print(f"已导出：{args.csv}")
         if args.xlsx:
-            write_xlsx(args.xlsx, rows, summary)
+            title = f"{settings.organisation.name}学习台账（{args.item or f'{year}年'}）"
+            write_xlsx(args.xlsx, rows, summary, title=title, generated_at=now)
             print(f"已导出：{args.xlsx}")
         if args.json:
             print_json(report_json(rows))
@@ -207,5 +208,3 @@ def cmd_admin(args: argparse.Namespace) -> int:
     finally:
         runtime.close()
 
-
-__all__ = ["EXIT_ERRORS", "DeliveryError", "timedelta"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from urllib.parse import urlparse
 
 from bot.clock import SystemClock
 from bot.config import AppTarget, RobotTarget, Settings, load_settings
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
+from bot.runtime import Runtime
 from bot.simulator import Simulator, SimulatorSettings
 from bot.simulator.app import serve_simulator
 
@@ -50,22 +52,48 @@ def serve_simulator_for(settings: Settings) -> None:
 def run_demo(config: str, welcome: bool) -> int:
     from bot.commands import serve
     from bot.manual import enqueue_manual
-    from bot.runtime import Runtime
 
     settings = load_settings(config)
     host, port = simulator_address(settings)
     simulator = Simulator(simulator_settings(settings))
-    simulator.start(host, port)
+    try:
+        simulator.start(host, port)
+    except (OSError, SystemExit):
+        raise BotError(f"无法在 {host}:{port} 启动模拟器：端口已被占用。处理办法：停止占用该端口的程序"
+                       "（可能是另一个正在运行的演示），或修改配置中的 wecom.api_base 端口") from None
     runtime = Runtime(config, SystemClock())
-    if welcome:
+    seed_past_confirmations(runtime)
+    if welcome:  # due a moment after start, so they go out on time rather than as "late"
+        soon = runtime.clock.now() + timedelta(seconds=3)
         groups = [name for name, t in settings.targets.items() if isinstance(t, RobotTarget)]
-        enqueue_manual(runtime, "holiday_integrity", groups, None)
-        enqueue_manual(runtime, "study_prompt", [b.secretary_target for b in settings.organisation.branches], None)
+        enqueue_manual(runtime, "holiday_integrity", groups, soon)
+        secretaries = [b.secretary_target for b in settings.organisation.branches]
+        enqueue_manual(runtime, "study_prompt", secretaries, soon, latest=True)
     print(DEMO_BANNER.format(sim=f"http://{host}:{port}/", listen=settings.server.listen, config=config))
     try:
         return serve(runtime)
     finally:
         simulator.stop()
+
+
+def seed_past_confirmations(runtime: Runtime) -> None:
+    """Demo data: branches confirmed every item before the one open now, two days before its deadline.
+
+    Only into an empty ledger, and marked as demo data, so a newcomer's 已学习 confirms the open item.
+    """
+    from sqlalchemy import func, select
+
+    from bot.ledger import confirm
+    from bot.store.models import Confirmation
+    schedule, settings, now = runtime.studies(), runtime.settings(), runtime.clock.now()
+    with runtime.store.session(readonly=True) as session:
+        if schedule is None or session.scalar(select(func.count()).select_from(Confirmation)):
+            return
+    published = sorted((i for i in schedule.items if i.publish_at <= now), key=lambda i: i.publish_at)
+    for item in published[:-1]:
+        for branch in item.branches(settings):
+            confirm(runtime.store, item.id, branch.id, branch.secretary.userid, item.deadline - timedelta(days=2),
+                    "manual", note="演示数据", recorded_by="demo", deadline=item.deadline)
 
 
 DEMO_BANNER = """

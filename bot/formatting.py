@@ -21,8 +21,10 @@ def target_title(name: str, targets: Mapping[str, Any]) -> str:
     return getattr(target, "title", None) or name
 
 
-def first_line(text: str, width: int = 36) -> str:
-    line = next((part.strip("# *>").strip() for part in text.splitlines() if part.strip("# *>").strip()), "")
+def first_line(text: str, width: int = 36, skip: str = "") -> str:
+    """The first meaningful line of a message (markdown marks removed; a line equal to `skip` passed over)."""
+    lines = (part.strip("# *>").strip() for part in text.splitlines())
+    line = next((part for part in lines if part and part != skip), "")
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
@@ -45,7 +47,7 @@ def format_plan(messages: list[Any], notices: list[str], targets: Mapping[str, A
         first = group[0]
         flag = "（节假日安排未发布，暂按周末推算）" if first.provisional else ""
         names = "、".join(target_title(m.target, targets) for m in group)
-        lines.append(f"  {due_at:%H:%M}  {KIND_LABELS.get(first.kind, first.kind)}  {first_line(first.text)}{flag}")
+        lines.append(f"  {due_at:%H:%M}  {KIND_LABELS.get(first.kind, first.kind)}  {first_line(first.text, skip=first.title)}{flag}")
         lines.append(f"         发送对象：{names}")
         lines.append(f"         依据：{first.reason}")
         count += len(group)

@@ -264,13 +264,13 @@ def _offer_key(userid: str) -> str:
 def _confirm_items(turn: _Turn, items: Sequence[StudyItem], source: Source) -> Outcome:
     results = [confirm_in(turn.session, i.id, turn.branch.id, turn.userid, turn.now, source, deadline=i.deadline)
                for i in items]
-    new = [(i, r) for i, r in zip(items, results) if r.created]
+    new = [(i, r) for i, r in zip(items, results, strict=True) if r.created]
     if new:
         reply = turn.render("reply_confirmed", confirmed_at=turn.now.isoformat(),
                             items=[{**i.context(), "late": r.late} for i, r in new])
     else:
         reply = turn.render("reply_already", items=[{**i.context(), "confirmed_at": r.confirmed_at.isoformat()}
-                                                    for i, r in zip(items, results)])
+                                                    for i, r in zip(items, results, strict=True)])
     return Outcome(reply, tuple(results), turn.branch.id)
 
 

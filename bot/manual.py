@@ -14,10 +14,16 @@ from bot.samples import TEMPLATE_KINDS, sample_context
 from bot.store.outbox import sync_plan
 
 LOOKAHEAD = timedelta(days=400)
+RECENT = timedelta(days=60)
 
 
-def enqueue_manual(runtime: Runtime, template: str, to: list[str], at: datetime | None) -> list[str]:
-    """Queue `template` for each target, rendered as its next planned occurrence (else its sample)."""
+def enqueue_manual(runtime: Runtime, template: str, to: list[str], at: datetime | None,
+                   latest: bool = False) -> list[str]:
+    """Queue `template` for each target, rendered as its next planned occurrence (else its sample).
+
+    With `latest`, the most recent occurrence up to now is used instead (the demo re-sends the
+    study prompt of the item that is open now).
+    """
     settings = runtime.settings()
     targets = settings.all_targets()
     names = settings.resolve_targets(to)
@@ -28,7 +34,11 @@ def enqueue_manual(runtime: Runtime, template: str, to: list[str], at: datetime 
         raise TemplateError(f"模板 {template} 不存在", fix=f"可用的模板：{'、'.join(runtime.templates().names())}")
     now = runtime.clock.now()
     due = at or now
-    planned = runtime.build_plan(now.date(), (now + LOOKAHEAD).date()).messages
+    if latest:
+        planned = [m for m in runtime.build_plan((now - RECENT).date(), now.date()).messages if m.due_at <= now]
+        planned.reverse()
+    else:
+        planned = runtime.build_plan(now.date(), (now + LOOKAHEAD).date()).messages
     rows = [to_new_delivery(_message_for(runtime, settings, planned, template, name, due)) for name in names]
     sync_plan(runtime.store, rows, due, due, now)  # an empty window: inserts, cancels nothing
     return [row.key for row in rows]

@@ -125,7 +125,7 @@ def format_report(rows: Sequence[ReportRow], summary: ReportSummary) -> str:
         return "没有符合条件的学习记录。"
     table = [list(HEADERS[:8])] + [cells(r)[:8] for r in rows]
     widths = [max(_width(line[c]) for line in table) for c in range(8)]
-    lines = ["  ".join(_pad(v, w) for v, w in zip(line, widths)).rstrip() for line in table]
+    lines = ["  ".join(_pad(v, w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
     for item in summary.items:

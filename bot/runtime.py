@@ -28,7 +28,7 @@ from bot.plan import Plan, PlanInputs, PlanState, build_plan
 from bot.store.db import Store, open_store
 from bot.store.models import Confirmation
 from bot.store.outbox import NewDelivery, SyncResult, sent_meeting_reminders, sync_plan
-from bot.template_versions import current_edits
+from bot.template_versions import current_edits, latest_version_id
 from bot.templates import TemplateLibrary
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def load_all(config_path: str | Path | None, session: requests.Session | None = 
     meetings_file = schedules / "meetings.yaml"
     meetings = load_meetings(meetings_file, schedules) if meetings_file.exists() else None
     studies_file = schedules / "studies.yaml"
-    studies = load_studies(studies_file) if studies_file.exists() else None
+    branch_ids = [b.id for b in settings.organisation.branches]
+    studies = load_studies(studies_file, branch_ids) if studies_file.exists() else None
     announcements = tuple(load_announcements(schedules / "announcements.yaml", settings))
     texts, errors = read_ics_sources(meetings, settings, session)
     return Loaded(settings, calendar, meetings, studies, announcements, texts, tuple(errors))
@@ -114,6 +115,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="after-response")
         self.on_replan_requested: Callable[[], None] | None = None
+        self._templates: tuple[tuple[int, int], TemplateLibrary] | None = None
 
     # ---- what others read -----------------------------------------------------------------
     def settings(self) -> Settings:
@@ -132,8 +134,17 @@ class Runtime:
         return self._loaded
 
     def templates(self) -> TemplateLibrary:
-        """The shipped templates with the console's edits ahead of them (read fresh each time)."""
-        return TemplateLibrary(self.settings().path("messages"), current_edits(self.store))
+        """The shipped templates with the console's edits ahead of them.
+
+        Kept while neither the files nor the saved versions change, so each template is compiled
+        once rather than on every callback.
+        """
+        stamp = (id(self._loaded), latest_version_id(self.store))
+        cached = self._templates
+        if cached is None or cached[0] != stamp:
+            library = TemplateLibrary(self.settings().path("messages"), current_edits(self.store))
+            self._templates = cached = (stamp, library)
+        return cached[1]
 
     # ---- reloading ------------------------------------------------------------------------
     def reload_if_changed(self) -> bool:

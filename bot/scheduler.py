@@ -13,10 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import update
 
 from bot.clock import BEIJING
 from bot.delivery.dispatcher import Dispatcher
 from bot.runtime import Runtime
+from bot.store.db import Store
+from bot.store.models import Delivery
 from bot.store.outbox import recover_overdue
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ class Service:
     def start_up(self) -> None:
         """At start: plan, then settle what a crash or a stop left behind."""
         self.runtime.replan()
+        release_orphaned_sends(self.runtime.store, self.runtime.clock.now())
         self.recover()
 
     def recover(self) -> None:
@@ -76,9 +80,9 @@ class Service:
     def replan(self) -> None:
         with self._work_lock:
             self.runtime.replan()
-            self.recover()
 
     # ---- APScheduler ------------------------------------------------------------------------
+
     def start(self) -> None:
         self.start_up()
         scheduler = BackgroundScheduler(timezone=BEIJING, job_defaults=JOB_DEFAULTS)
@@ -124,3 +128,17 @@ class Service:
     def _wake_at(self, when: datetime) -> None:
         if self.scheduler is not None:
             self.scheduler.add_job(self.cycle, "date", run_date=when, id="wake", replace_existing=True)
+
+
+def release_orphaned_sends(store: Store, now: datetime) -> int:
+    """SQLite has one writer process: at its start, a row left 'sending' belongs to a dead process.
+
+    Its lease is ended so the row is re-claimed (and marked re-sent) at once instead of after the
+    lease. On PostgreSQL other replicas may be sending, so there the lease decides.
+    """
+    if store.dialect != "sqlite":
+        return 0
+    with store.session() as session:
+        result = session.execute(update(Delivery).where(Delivery.status == "sending")
+                                 .values(lease_until=now).execution_options(synchronize_session=False))
+        return result.rowcount or 0

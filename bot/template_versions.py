@@ -31,6 +31,12 @@ def current_edits(store: Store) -> dict[str, str]:
         return {v.name: v.body for v in session.scalars(query) if v.body is not None}
 
 
+def latest_version_id(store: Store) -> int:
+    """Changes whenever a version is saved: a cheap stamp for caches."""
+    with store.session(readonly=True) as session:
+        return session.scalar(select(func.max(TemplateVersion.id))) or 0
+
+
 def history(store: Store, name: str) -> list[Version]:
     """Newest first."""
     query = select(TemplateVersion).where(TemplateVersion.name == name).order_by(TemplateVersion.id.desc())

@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import (BaseLoader, ChoiceLoader, DictLoader, StrictUndefined, TemplateNotFound,
-                    TemplateSyntaxError, UndefinedError, meta, nodes)
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    DictLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -193,6 +202,8 @@ class TemplateLibrary:
         self.directory = Path(directory)
         self.edits = dict(edits or {})
         self._environment: MessageSandbox | None = None
+        self._sources: dict[str, TemplateSource] = {}
+        self._checked: set[str] = set()
 
     def names(self) -> list[str]:
         shipped = {p.name.removesuffix(SUFFIX) for p in self.directory.glob(f"*{SUFFIX}")}
@@ -203,6 +214,12 @@ class TemplateLibrary:
         return path.read_text(encoding="utf-8") if path.exists() else None
 
     def source(self, name: str) -> TemplateSource:
+        """The template's text and metadata (read once per library: a library is a snapshot)."""
+        if name not in self._sources:
+            self._sources[name] = self._read_source(name)
+        return self._sources[name]
+
+    def _read_source(self, name: str) -> TemplateSource:
         text = self.edits.get(name)
         origin = f"模板 {name}（后台编辑版本）"
         if text is None:
@@ -228,7 +245,9 @@ class TemplateLibrary:
         origin = self._origin(name)
         env = self.environment()
         try:
-            check_structure(env.parse(source.body), origin)
+            if name not in self._checked:
+                check_structure(env.parse(source.body), origin)
+                self._checked.add(name)
             text = _bounded_output(env.get_template(name).generate(dict(context)), origin).strip()
         except TemplateSyntaxError as exc:
             line = exc.lineno + source.body_line - 1 if exc.name in (name, None) else exc.lineno

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -14,7 +15,23 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from test_studies import AES_KEY, CORP, ROOT, TOKEN, at, demo_settings, item_yaml, schedule_of
 from wechatpy.enterprise.crypto import WeChatCrypto
+from wecom_side import (
+    VECTOR_CORP,
+    VECTOR_ECHO,
+    VECTOR_ENCRYPT,
+    VECTOR_GET,
+    VECTOR_KEY,
+    VECTOR_PLAINTEXT,
+    VECTOR_POST,
+    VECTOR_TOKEN,
+    Request,
+    WeComSide,
+    card_click_xml,
+    signature,
+    text_xml,
+)
 from werkzeug.serving import make_server
 
 from bot.callback import MAX_BODY, PATH, callback_blueprint
@@ -24,9 +41,6 @@ from bot.store import Store, open_store
 from bot.store.models import Confirmation, InboundMessage
 from bot.studies import StudySchedule
 from bot.templates import TemplateLibrary
-from test_studies import AES_KEY, CORP, ROOT, TOKEN, at, demo_settings, item_yaml, schedule_of
-from wecom_side import (VECTOR_CORP, VECTOR_ECHO, VECTOR_ENCRYPT, VECTOR_GET, VECTOR_KEY, VECTOR_PLAINTEXT,
-                        VECTOR_POST, VECTOR_TOKEN, Request, WeComSide, card_click_xml, signature, text_xml)
 
 NOW = at("2026-05-20 16:12")
 
@@ -145,7 +159,7 @@ def test_wecom_side_and_wechatpy_agree(wecom: WeComSide) -> None:
     envelope = crypto.encrypt_message("<xml><Content>已记录</Content></xml>", "43", "1779264721")
     assert wecom.open_reply(envelope.encode()) == "<xml><Content>已记录</Content></xml>"
     fixed = wecom.encrypt("abc", random16=b"0" * 16)
-    assert fixed == wecom.encrypt("abc", random16=b"0" * 16) and len(__import__("base64").b64decode(fixed)) % 32 == 0
+    assert fixed == wecom.encrypt("abc", random16=b"0" * 16) and len(base64.b64decode(fixed)) % 32 == 0
 
 
 # ---- URL verification -----------------------------------------------------------------------
@@ -328,7 +342,7 @@ def _mangled_base64(wecom: WeComSide, clock: Clock) -> Request:
 
 def _truncated(wecom: WeComSide, clock: Clock) -> Request:
     encrypt = wecom.encrypt(text_xml(CORP, "zhangwei", "已学习", 7001, 0))
-    return _resigned(wecom, clock, __import__("base64").b64encode(__import__("base64").b64decode(encrypt)[:-5]).decode())
+    return _resigned(wecom, clock, base64.b64encode(base64.b64decode(encrypt)[:-5]).decode())
 
 
 def _padding(value: int) -> Callable[[WeComSide, Clock], Request]:

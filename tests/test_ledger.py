@@ -8,6 +8,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from sqlalchemy import func, select
+from test_studies import ROOT, at, demo_settings, item_yaml, schedule_of
 
 from bot.config import Settings
 from bot.ledger import confirm, confirmed_pairs, handle_card_click, handle_reply, report_rows, study_status
@@ -16,7 +17,6 @@ from bot.store import Store, open_store
 from bot.store.models import Confirmation, KeyValue
 from bot.studies import StudySchedule
 from bot.templates import TemplateLibrary
-from test_studies import ROOT, at, demo_settings, item_yaml, schedule_of
 
 
 @pytest.fixture

@@ -6,7 +6,15 @@ import pytest
 
 from bot.errors import TemplateError
 from bot.samples import sample_context
-from bot.templates import TemplateLibrary, cn_date, cn_date_full, cn_datetime, cn_dates, cn_ymd, validate_template
+from bot.templates import (
+    TemplateLibrary,
+    cn_date,
+    cn_date_full,
+    cn_dates,
+    cn_datetime,
+    cn_ymd,
+    validate_template,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = "---\ntitle: 测试\nmsgtype: text\ndescription: 测试\n---\n"

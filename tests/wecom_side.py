@@ -126,7 +126,7 @@ class WeComSide:
 
     def envelope(self, encrypt: str, agent_id: int = 1) -> bytes:
         return (f"<xml><ToUserName>{cdata(self.corp_id)}</ToUserName><AgentID>{cdata(str(agent_id))}</AgentID>"
-                f"<Encrypt>{cdata(encrypt)}</Encrypt></xml>").encode("utf-8")
+                f"<Encrypt>{cdata(encrypt)}</Encrypt></xml>").encode()
 
     def callback(self, plaintext: str, timestamp: str, nonce: str = "1372623149", **encrypt_options: object) -> Request:
         encrypt = self.encrypt(plaintext, **encrypt_options)  # type: ignore[arg-type]

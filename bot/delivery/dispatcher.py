@@ -15,6 +15,7 @@ deferral is not a failed attempt: it is not counted against ``max_attempts``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -117,6 +118,8 @@ class Dispatcher:
         self.wait_horizon = window_seconds / 30
         self._deferrals: Counter[int] = Counter()
         self._deferrals_lock = threading.Lock()
+        # SQLite has one writer; threads queuing on busy_timeout sleep in growing steps, a lock does not.
+        self._write_lock = threading.Lock() if store.dialect == "sqlite" else contextlib.nullcontext()
 
     # ---- the pass ---------------------------------------------------------------------------
 
@@ -207,9 +210,10 @@ class Dispatcher:
     def _record(self, row: DeliveryRow, outcome: Outcome, tally: _Tally) -> tuple[str, str | None, datetime | None]:
         now = self.clock.now()
         status, error, next_at = self._decide(row, outcome, now)
-        recorded = record_outcome(self.store, row.id, row.attempts, status=status, now=now, error=error,
-                                  errcode=outcome.errcode, msgid=outcome.msgid, response_code=outcome.response_code,
-                                  next_attempt_at=next_at)
+        with self._write_lock:
+            recorded = record_outcome(self.store, row.id, row.attempts, status=status, now=now, error=error,
+                                      errcode=outcome.errcode, msgid=outcome.msgid,
+                                      response_code=outcome.response_code, next_attempt_at=next_at)
         if not recorded:
             log.warning("发送结果未记录：%s 的第 %d 次尝试已被更新的尝试取代", row.key, row.attempts)
             tally.add("stale", row.key)
@@ -248,8 +252,9 @@ class Dispatcher:
         return seconds * self.window / 60.0
 
     def _defer(self, row: DeliveryRow, at: datetime, reason: str, tally: _Tally) -> None:
-        recorded = record_outcome(self.store, row.id, row.attempts, status="retry", now=self.clock.now(),
-                                  error=reason, next_attempt_at=at)
+        with self._write_lock:
+            recorded = record_outcome(self.store, row.id, row.attempts, status="retry", now=self.clock.now(),
+                                      error=reason, next_attempt_at=at)
         if recorded:
             with self._deferrals_lock:
                 self._deferrals[row.id] += 1

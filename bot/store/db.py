@@ -77,9 +77,8 @@ def open_store(url: str) -> Store:
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed)
     else:
-        # No server-side prepared statements: a generic plan for "key IN (1000 params)" cannot
-        # hash the list and scans the table per key (and PgBouncer's transaction mode breaks them).
-        engine = create_engine(parsed, pool_pre_ping=True, connect_args={"prepare_threshold": None})
+        engine = create_engine(parsed, pool_pre_ping=True)
+        event.listen(engine, "connect", _configure_postgresql)
     store = Store(engine)
     try:
         upgrade(store)
@@ -105,6 +104,14 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
+    # psycopg prepares statements it sees often; a generic plan made while a table was small
+    # (a seq scan for "key IN (...)") would be kept as the table grows to 50,000 rows.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_connection.commit()
 
 
 def _begin_sqlite(conn: Connection) -> None:

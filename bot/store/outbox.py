@@ -367,7 +367,7 @@ def status_counts(store: Store) -> dict[str, int]:
     """Rows per status, every status present (zero when none)."""
     statement = select(Delivery.status, func.count()).group_by(Delivery.status)
     with store.session(readonly=True) as session:
-        found = dict(session.execute(statement).tuples().all())
+        found: dict[str, int] = {status: count for status, count in session.execute(statement)}
     return {status: found.get(status, 0) for status in STATUSES}
 
 

@@ -20,7 +20,8 @@ from bot.web import (auth, views_audit, views_calendars, views_deliveries, views
 from bot.web.common import RUNTIME_KEY, console, install_filters
 
 SECURE_COOKIE_ENV = "WECOM_REMINDER_SECURE_COOKIE"
-CALLBACK_BLUEPRINT = "callback"
+# The WeCom callback (signed requests); "callback" is the agreed name, "wecom_callback" the current one.
+CALLBACK_BLUEPRINTS = ("callback", "wecom_callback")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 HEADERS = {
@@ -52,8 +53,9 @@ def create_console(app: Flask, runtime: Runtime) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
     csrf = CSRFProtect(app)
-    # Only the blueprint's name matters to the exemption; the callback may register after us.
-    csrf.exempt(app.blueprints.get(CALLBACK_BLUEPRINT) or Blueprint(CALLBACK_BLUEPRINT, __name__))
+    # Only the blueprint's name matters to the exemption, so it holds even if the callback registers later.
+    for name in CALLBACK_BLUEPRINTS:
+        csrf.exempt(app.blueprints.get(name) or Blueprint(name, __name__))
     install_filters(app)
     app.register_blueprint(console)
     app.register_error_handler(CSRFError, _csrf_refused)

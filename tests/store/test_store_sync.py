@@ -34,11 +34,13 @@ def test_sync_twice_inserts_once(store: Store, make) -> None:
 
 
 def test_pending_row_moves_when_the_plan_moves(store: Store, make) -> None:
-    sync_plan(store, [make("meeting", T0 + timedelta(hours=2))], T0, T0 + WEEK, T0)
-    moved = make("meeting", T0 + timedelta(hours=5), text="会议改到下午", meta={"start": "15:00"})
-    assert sync_plan(store, [moved], T0, T0 + WEEK, T0 + timedelta(hours=1)).updated == 1
-    row = only_row(store)
-    assert (row.due_at, row.text, row.meta, row.status) == (moved.due_at, "会议改到下午", {"start": "15:00"}, "pending")
+    sync_plan(store, [make("meeting", T0 + timedelta(hours=2), target=t) for t in ("a", "b")], T0, T0 + WEEK, T0)
+    moved = [make("meeting", T0 + timedelta(hours=5), target=t, text="会议改到下午", meta={"start": "15:00"})
+             for t in ("a", "b")]
+    assert sync_plan(store, moved, T0, T0 + WEEK, T0 + timedelta(hours=1)).updated == 2
+    for row in list_deliveries(store):
+        assert (row.due_at, row.text, row.meta, row.status) == (
+            moved[0].due_at, "会议改到下午", {"start": "15:00"}, "pending")
 
 
 def test_overdue_pending_row_keeps_its_time_but_takes_new_text(store: Store, make) -> None:

@@ -1,0 +1,114 @@
+"""What the console does with the outbox: skip, cancel, retry, list, count."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from bot.clock import BEIJING
+from bot.store.db import Store
+from bot.store.outbox import (
+    claim_due,
+    count_deliveries,
+    get_delivery,
+    list_deliveries,
+    record_outcome,
+    recover_overdue,
+    retry_now,
+    sent_meeting_reminders,
+    set_status,
+    status_counts,
+    sync_plan,
+)
+
+T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)
+HOUR = timedelta(hours=1)
+
+
+def one(store: Store, make, status: str) -> int:
+    """A row brought into ``status`` the way the service would."""
+    sync_plan(store, [make(status, T0)], T0 - HOUR, T0 + HOUR, T0 - HOUR)
+    [row] = list_deliveries(store, status="pending")
+    if status in ("sending", "sent", "failed", "unknown", "retry"):
+        claim_due(store, T0, "w1")
+    if status in ("sent", "failed", "unknown", "retry"):
+        record_outcome(store, row.id, 1, status=status, now=T0, error="企业微信返回错误")
+    if status == "missed":
+        recover_overdue(store, T0 + 10 * HOUR, HOUR)
+    assert get_delivery(store, row.id).status == status
+    return row.id
+
+
+@pytest.mark.parametrize(("status", "allowed"), [
+    ("pending", True), ("retry", True), ("failed", True), ("missed", True),
+    ("sending", False), ("sent", False), ("unknown", False),
+])
+def test_administrator_skips_only_rows_not_in_flight(store: Store, make, status: str, allowed: bool) -> None:
+    delivery_id = one(store, make, status)
+    assert set_status(store, delivery_id, "skipped") is allowed
+    row = get_delivery(store, delivery_id)
+    if allowed:
+        assert (row.status, row.last_error) == ("skipped", "管理员已跳过")
+    else:
+        assert row.status == status
+
+
+def test_administrator_cancels_with_a_reason(store: Store, make) -> None:
+    delivery_id = one(store, make, "pending")
+    assert set_status(store, delivery_id, "cancelled", error="会议取消")
+    assert get_delivery(store, delivery_id).last_error == "会议取消"
+    with pytest.raises(ValueError):
+        set_status(store, delivery_id, "sent")
+
+
+@pytest.mark.parametrize(("status", "allowed"), [
+    ("failed", True), ("missed", True), ("unknown", True), ("pending", False), ("sent", False),
+])
+def test_retry_now(store: Store, make, status: str, allowed: bool) -> None:
+    delivery_id = one(store, make, status)
+    now = T0 + 11 * HOUR
+    assert retry_now(store, delivery_id, now) is allowed
+    if allowed:
+        [claimed] = claim_due(store, now, "w2")
+        assert claimed.id == delivery_id
+        # Sending an 'unknown' row again is a re-send: WeCom may have the first one.
+        assert claimed.resent is (status == "unknown")
+
+
+def test_get_missing_delivery(store: Store) -> None:
+    assert get_delivery(store, 12345) is None
+
+
+def test_listing_with_filters_and_pages(store: Store, make) -> None:
+    plan = [make(f"n{i}", T0 + i * HOUR, target=f"group-{i % 2}", kind="study_prompt" if i % 3 else "holiday_notice",
+                 item=f"item-{i % 3}") for i in range(10)]
+    sync_plan(store, plan, T0, T0 + 24 * HOUR, T0)
+    newest_first = [r.occurrence for r in list_deliveries(store, limit=4)]
+    assert newest_first == ["n9", "n8", "n7", "n6"]
+    assert [r.occurrence for r in list_deliveries(store, limit=4, offset=8)] == ["n1", "n0"]
+    assert [r.occurrence for r in list_deliveries(store, order="asc", limit=2, offset=1)] == ["n1", "n2"]
+    group0 = {"target": "group-0", "kind": "study_prompt"}
+    assert [r.occurrence for r in list_deliveries(store, **group0)] == ["n8", "n4", "n2"]
+    window = {"since": T0 + 2 * HOUR, "until": T0 + 5 * HOUR}
+    assert [r.occurrence for r in list_deliveries(store, **window)] == ["n4", "n3", "n2"]
+    assert [r.occurrence for r in list_deliveries(store, item="item-0")] == ["n9", "n6", "n3", "n0"]
+    assert count_deliveries(store) == 10
+    assert count_deliveries(store, **group0) == 3
+    assert count_deliveries(store, **window) == 3
+    assert count_deliveries(store, status=["pending", "sent"], item="item-1") == 3
+    assert count_deliveries(store, status="sent") == 0
+
+
+def test_status_counts_and_sent_meeting_reminders(store: Store, make) -> None:
+    meeting = {"kind": "meeting_reminder", "rule": "meeting", "meta": {"uid": "m-1", "start": "2025-01-27T10:00"}}
+    sync_plan(store, [make("weekly", T0, **meeting), make("later", T0 + HOUR, **meeting), make("spring", T0)],
+              T0, T0 + 2 * HOUR, T0)
+    claimed = claim_due(store, T0, "w1")
+    for row in claimed:
+        record_outcome(store, row.id, 1, status="sent", now=T0)
+    counts = status_counts(store)
+    assert (counts["sent"], counts["pending"], counts["missed"]) == (2, 1, 0)
+    assert sum(counts.values()) == 3
+    [announced] = sent_meeting_reminders(store)
+    assert (announced.occurrence, announced.meta["uid"]) == ("weekly", "m-1")

@@ -1,0 +1,117 @@
+"""The whole service over loopback HTTP against the WeCom simulator: on time, once, across restarts."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.clock import BEIJING, FakeClock
+from bot.config import load_settings
+from bot.demo import simulator_settings
+from bot.runtime import Runtime
+from bot.scheduler import Service
+from bot.simulator import Simulator
+from bot.store.outbox import list_deliveries
+
+GROUP_KEYS = {f"6a1f0c2e-0b1d-4c55-9a11-00000000b00{i}": f"b{i}_group" for i in (1, 2, 3)}
+
+
+@pytest.fixture
+def simulator(project: Path):  # type: ignore[no-untyped-def]
+    sim = Simulator(simulator_settings(load_settings(project)))
+    url = sim.start()
+    text = project.read_text(encoding="utf-8")
+    project.write_text(text.replace("http://127.0.0.1:9000", url), encoding="utf-8")
+    yield sim
+    sim.stop()
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=BEIJING)
+
+
+def start_service(project: Path, clock: FakeClock) -> Service:
+    runtime = Runtime(project, clock)
+    service = Service(runtime, sleep=lambda seconds: clock.advance(seconds), monotonic=lambda: clock.now().timestamp())
+    service.start_up()
+    return service
+
+
+def holiday_notices(sim: Simulator, key: str) -> list[str]:
+    texts = [m.get("markdown", {}).get("content", "") for m in sim.group_messages(key)]
+    return [t for t in texts if "春节廉洁过节提醒" in t]
+
+
+def test_each_group_gets_the_pre_holiday_notice_once_at_the_due_time(project: Path, simulator: Simulator) -> None:
+    clock = FakeClock(at("2026-02-14 09:50"))
+    service = start_service(project, clock)
+    try:
+        service.cycle()
+        assert all(holiday_notices(simulator, key) == [] for key in GROUP_KEYS)   # not yet
+        clock.advance(timedelta(minutes=10))
+        service.cycle()
+        service.cycle()
+        for key in GROUP_KEYS:
+            notices = holiday_notices(simulator, key)
+            assert len(notices) == 1
+            assert "2月15日（周日）至2月23日（周一）放假，共9天" in notices[0]
+    finally:
+        service.stop()
+        service.runtime.close()
+
+
+def test_restart_within_the_grace_window_sends_late(project: Path, simulator: Simulator) -> None:
+    clock = FakeClock(at("2026-02-14 09:00"))
+    first = start_service(project, clock)
+    first.stop()
+    first.runtime.close()
+    clock.set(at("2026-02-14 11:30"))           # down from 09:00 to 11:30; due at 10:00, grace 2 h
+    second = start_service(project, clock)
+    try:
+        second.cycle()
+        for key in GROUP_KEYS:
+            assert len(holiday_notices(simulator, key)) == 1
+        rows = list_deliveries(second.runtime.store, kind="holiday_notice", status="sent")
+        assert len(rows) == 3 and all(row.late for row in rows)
+    finally:
+        second.stop()
+        second.runtime.close()
+
+
+def test_restart_after_the_grace_window_records_missed_and_alerts(project: Path, simulator: Simulator) -> None:
+    clock = FakeClock(at("2026-02-14 09:00"))
+    first = start_service(project, clock)
+    first.stop()
+    first.runtime.close()
+    clock.set(at("2026-02-14 12:30"))           # 2.5 h after the due time
+    second = start_service(project, clock)
+    try:
+        second.cycle()
+        assert all(holiday_notices(simulator, key) == [] for key in GROUP_KEYS)
+        missed = list_deliveries(second.runtime.store, kind="holiday_notice", status="missed")
+        assert len(missed) == 3
+        alerts = [m for m in simulator.user_messages("liming") if "告警" in str(m)]
+        assert len(alerts) == 1 and "错过" in str(alerts[0])
+    finally:
+        second.stop()
+        second.runtime.close()
+
+
+def test_a_broken_config_change_keeps_the_last_good_state(project: Path, simulator: Simulator) -> None:
+    clock = FakeClock(at("2026-02-14 09:50"))
+    service = start_service(project, clock)
+    try:
+        good = project.read_text(encoding="utf-8")
+        project.write_text(good.replace("    holidays: all", "    holidayz: all", 1), encoding="utf-8")
+        service.cycle()
+        assert service.runtime.last_reload_error is not None
+        assert re.search(r"第 \d+ 行.*holidayz", service.runtime.last_reload_error)
+        clock.advance(timedelta(minutes=10))
+        service.cycle()
+        assert all(len(holiday_notices(simulator, key)) == 1 for key in GROUP_KEYS)
+    finally:
+        service.stop()
+        service.runtime.close()

@@ -1,0 +1,158 @@
+"""The console in a real browser (Debian's Chromium through Playwright), over loopback HTTP.
+
+Screenshots of the main pages at 1366×768 go to test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from werkzeug.serving import make_server
+
+from bot.clock import BEIJING, FakeClock
+from conftest import ADMIN, ROOT, make_app, make_runtime
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+SCRIPT = "<script>alert(1)</script>"
+
+
+def _browser_available() -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"浏览器测试需要 {CHROMIUM}（apt-get install chromium），CI 中不能跳过")
+        pytest.skip(f"{CHROMIUM} 不存在，跳过浏览器测试（apt-get install chromium 后可运行）")
+
+
+def _hostile(text: str) -> str:
+    return text.replace("name: 第一党支部", f"name: 第一党支部{SCRIPT}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _browser_available()
+    folder = tmp_path_factory.mktemp("browser")
+    clock = FakeClock(datetime(2026, 5, 11, 8, 0, tzinfo=BEIJING))
+    runtime = make_runtime(folder, clock, _hostile)
+    alert = folder / "messages" / "alert.j2"
+    alert.write_text(alert.read_text(encoding="utf-8").replace("title: ", f"title: {SCRIPT}", 1), encoding="utf-8")
+    http = make_server("127.0.0.1", 0, make_app(runtime), threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    runtime.close()
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=server,
+                                      accept_downloads=True, locale="zh-CN")
+        tab = context.new_page()
+        tab.dialogs = []
+        tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
+        tab.goto("/admin/login")
+        tab.fill("input[name=name]", ADMIN[0])
+        tab.fill("input[name=password]", ADMIN[1])
+        tab.click("button[type=submit]")
+        tab.wait_for_url("**/admin/")
+        yield tab
+        browser.close()
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's waiting assertions (no eval, so they work under the console's CSP)."""
+    from playwright.sync_api import expect as playwright_expect
+    return playwright_expect(locator)
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def test_overview_after_login(page: Any) -> None:
+    assert page.locator("h1").inner_text() == "概况"
+    assert "待发送" in page.content()
+    shot(page, "overview")
+
+
+def test_edit_template_with_live_preview_error_and_save(page: Any) -> None:
+    page.goto("/admin/templates/holiday_integrity")
+    page.select_option("#sample", label="2025年 国庆节、中秋节")
+    expect(page.locator("#preview")).to_contain_text("国庆节")
+    text = page.input_value("#template-text")
+    page.fill("#template-text", text.replace("}}廉洁过节提醒", "}}廉洁过节专项提醒"))
+    expect(page.locator("#preview")).to_contain_text("廉洁过节专项提醒")
+    shot(page, "template-editor")
+    page.fill("#template-text", text + "\n{{ holliday.name }}")
+    expect(page.locator("#problems")).to_contain_text("holliday")
+    page.click("#save-button")
+    assert "未保存" in page.content() and "holliday" in page.locator("#problems").inner_text()
+    page.fill("#template-text", text.replace("}}廉洁过节提醒", "}}廉洁过节专项提醒"))
+    page.click("#save-button")
+    page.wait_for_selector(".alert.success")
+    assert "已保存为第" in page.locator(".alert.success").inner_text()
+
+
+def test_restore_the_default(page: Any) -> None:
+    page.goto("/admin/templates/holiday_integrity/history")
+    shot(page, "template-history")
+    page.click("text=恢复为系统默认模板")
+    page.wait_for_selector("#confirm-restore")
+    page.click("#confirm-restore")
+    page.wait_for_selector(".alert.success")
+    assert "已恢复为系统默认模板" in page.locator(".alert.success").inner_text()
+    assert "默认" in page.locator("h1 .tag").inner_text()
+
+
+def test_skip_a_planned_occurrence(page: Any) -> None:
+    page.goto("/admin/plan")
+    shot(page, "plan")
+    article = page.locator("article", has_text="节前廉洁提醒").first
+    article.locator("a", has_text="跳过").first.click()
+    page.wait_for_selector("#confirm-action")
+    page.click("#confirm-action")
+    page.wait_for_selector(".alert.success")
+    assert "已跳过" in page.locator(".alert.success").inner_text()
+    assert page.locator("article", has_text="节前廉洁提醒").first.locator(".tag.s-skipped").count() == 1
+
+
+def test_export_the_ledger(page: Any, tmp_path: Path) -> None:
+    page.goto("/admin/ledger?year=2026")
+    shot(page, "ledger")
+    with page.expect_download() as info:
+        page.click("#export-xlsx")
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    assert target.suffix == ".xlsx"
+    assert openpyxl.load_workbook(target)["学习台账"].cell(row=3, column=1).value == "学习内容"
+
+
+def test_script_in_names_is_shown_as_text(page: Any) -> None:
+    page.goto("/admin/ledger?year=2026")
+    assert SCRIPT in page.locator("table.matrix thead").inner_text()
+    page.goto("/admin/templates")
+    assert SCRIPT in page.locator("table.grid").inner_text()
+    page.goto("/admin/plan")
+    assert page.dialogs == []
+
+
+@pytest.mark.parametrize("path", ["/admin/deliveries", "/admin/calendars", "/admin/audit", "/admin/templates"])
+def test_screenshots_of_other_pages(page: Any, path: str) -> None:
+    response = page.goto(path)
+    assert response.status == 200
+    shot(page, path.rsplit("/", 1)[-1])
+    assert page.dialogs == []

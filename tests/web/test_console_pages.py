@@ -1,0 +1,248 @@
+"""Plan, deliveries, ledger, calendars, audit: what each page shows and what each action changes."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timedelta
+
+import openpyxl
+import pytest
+from sqlalchemy import select
+
+from bot.audit import recent
+from bot.clock import BEIJING
+from bot.store.models import Confirmation, Delivery
+from bot.store.outbox import DeliveryRow, NewDelivery, get_delivery, sync_plan
+from bot.web.holiday_status import holiday_alert
+from conftest import make_app, make_runtime, post
+
+HOLIDAY_KEY = "holiday_integrity|2026-dragon_boat|b1_group"     # 18 June: beyond the 35-day horizon
+STUDY_KEY = "study|jsjy-2026-05@nudge-w2-0900:b1|b1_secretary"  # 20 May: within it
+
+
+def row_of(runtime, key: str) -> DeliveryRow | None:
+    with runtime.store.session(readonly=True) as session:
+        row = session.scalar(select(Delivery).where(Delivery.key == key))
+        return DeliveryRow.of(row) if row else None
+
+
+# ---- overview -------------------------------------------------------------------------------
+
+def test_overview_shows_counts_and_reload_error(admin, runtime) -> None:
+    runtime.last_reload_error = "文件 schedules/meetings.yaml 第 3 行：格式错误"
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert "待发送" in page and "已发送" in page and "第 3 行" in page
+
+
+# ---- plan -----------------------------------------------------------------------------------
+
+def test_plan_groups_by_day_and_hides_webhook_keys(admin, runtime) -> None:
+    page = admin.get("/admin/plan").get_data(as_text=True)
+    assert "2026年6月18日（周四）" in page and "第一党支部群" in page and "节前廉洁提醒" in page
+    for target in runtime.settings().targets.values():
+        if hasattr(target, "key"):
+            assert target.key.get_secret_value() not in page
+
+
+@pytest.mark.parametrize("key", [HOLIDAY_KEY, STUDY_KEY], ids=["beyond-horizon", "within-horizon"])
+def test_skip_after_confirmation(admin, runtime, key: str) -> None:
+    confirm = admin.get("/admin/plan/confirm", query_string={"key": key, "action": "skip"})
+    assert confirm.status_code == 200 and "确认跳过" in confirm.get_data(as_text=True)
+    assert row_of(runtime, key) is None or row_of(runtime, key).status == "pending"
+    response = post(admin, "/admin/plan/action", {"key": key, "action": "skip"})
+    assert response.status_code == 302
+    assert row_of(runtime, key).status == "skipped"
+    assert recent(runtime.store)[0].action == "跳过计划消息"
+    runtime.replan()
+    assert row_of(runtime, key).status == "skipped"        # re-planning does not bring it back
+    assert "已跳过" in admin.get("/admin/plan").get_data(as_text=True)
+
+
+def test_skip_touches_only_that_target(admin, runtime) -> None:
+    post(admin, "/admin/plan/action", {"key": HOLIDAY_KEY, "action": "skip"})
+    other = row_of(runtime, HOLIDAY_KEY.replace("b1_group", "b2_group"))
+    assert other is None or other.status == "pending"
+
+
+def test_send_now_makes_the_row_due_and_wakes_the_dispatcher(admin, runtime, clock) -> None:
+    post(admin, "/admin/plan/action", {"key": HOLIDAY_KEY, "action": "send"})
+    row = row_of(runtime, HOLIDAY_KEY)
+    assert row.status == "pending" and row.due_at == clock.now()
+    assert runtime.on_replan_requested.calls == 1
+    assert recent(runtime.store)[0].action == "立即发送计划消息"
+
+
+def test_send_now_of_an_existing_pending_row(admin, runtime, clock) -> None:
+    runtime.replan()
+    assert row_of(runtime, STUDY_KEY).status == "pending"
+    post(admin, "/admin/plan/action", {"key": STUDY_KEY, "action": "send"})
+    assert row_of(runtime, STUDY_KEY).due_at == clock.now()
+
+
+def test_unknown_key_is_not_found(admin) -> None:
+    assert post(admin, "/admin/plan/action", {"key": "no|such|key", "action": "skip"}).status_code == 404
+
+
+# ---- deliveries -----------------------------------------------------------------------------
+
+def add_deliveries(runtime, count: int, start: datetime, **overrides) -> None:
+    rows = [NewDelivery(key=f"test|{overrides.get('kind', 'announcement')}|{start:%j}|{n}", rule="test",
+                        kind=overrides.get("kind", "announcement"), occurrence=str(n), item=None,
+                        target=overrides.get("target", "b1_group"), recipients={"webhook_key": "secret"},
+                        msgtype="text", title=f"通知{n}", text=f"正文{n}", card=None,
+                        due_at=start + timedelta(hours=n), reason="测试")
+            for n in range(count)]
+    sync_plan(runtime.store, rows, start, start, start)
+
+
+def set_failed(runtime, key_part: str, error: str) -> int:
+    with runtime.store.session() as session:
+        row = session.scalar(select(Delivery).where(Delivery.key.contains(key_part)))
+        row.status, row.last_error, row.errcode, row.attempts = "failed", error, 93000, 3
+        return row.id
+
+
+def test_deliveries_filter_and_paginate(admin, runtime) -> None:
+    add_deliveries(runtime, 60, datetime(2026, 4, 1, 9, tzinfo=BEIJING))
+    add_deliveries(runtime, 5, datetime(2026, 4, 20, 9, tzinfo=BEIJING), kind="meeting_reminder", target="b2_group")
+    page = admin.get("/admin/deliveries").get_data(as_text=True)
+    assert "共 65 条" in page and "第 1/2 页" in page
+    page = admin.get("/admin/deliveries?kind=meeting_reminder").get_data(as_text=True)
+    assert "共 5 条" in page
+    page = admin.get("/admin/deliveries?target=b2_group&since=2026-04-20&until=2026-04-20").get_data(as_text=True)
+    assert "共 5 条" in page
+    page = admin.get("/admin/deliveries?since=2026-04-02&until=2026-04-02").get_data(as_text=True)
+    assert "共 24 条" in page
+    assert "共 0 条" in admin.get("/admin/deliveries?status=sent").get_data(as_text=True)
+    assert admin.get("/admin/deliveries?since=bad&page=999").status_code == 200
+
+
+def test_failed_delivery_shows_the_error_without_secrets_and_can_be_retried(admin, runtime) -> None:
+    add_deliveries(runtime, 1, datetime(2026, 5, 1, 9, tzinfo=BEIJING))
+    key = runtime.settings().targets["b1_group"].key.get_secret_value()
+    row_id = set_failed(runtime, "test|", f"群机器人密钥无效 https://qyapi/webhook/send?key={key}")
+    page = admin.get("/admin/deliveries?status=failed").get_data(as_text=True)
+    assert "群机器人密钥无效" in page and key not in page and "93000" in page
+    assert post(admin, f"/admin/deliveries/{row_id}/retry", {"status": "failed"}).status_code == 302
+    row = get_delivery(runtime.store, row_id)
+    assert row.status == "retry"
+    assert recent(runtime.store)[0].action == "重试发送"
+    assert post(admin, f"/admin/deliveries/{row_id}/retry").status_code == 302   # not retryable now
+    assert len([e for e in recent(runtime.store) if e.action == "重试发送"]) == 1
+
+
+# ---- ledger ---------------------------------------------------------------------------------
+
+def test_ledger_matrix(admin) -> None:
+    page = admin.get("/admin/ledger?year=2026").get_data(as_text=True)
+    assert "第一党支部" in page and "《警示教育通报》2026年第1期" in page and "未完成" in page
+
+
+def test_ledger_exports_a_valid_xlsx(admin) -> None:
+    response = admin.get("/admin/ledger/export.xlsx?year=2026")
+    assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
+    book = openpyxl.load_workbook(io.BytesIO(response.data))
+    sheet = book["学习台账"]
+    assert sheet.cell(row=3, column=1).value == "学习内容"
+    assert any("第一党支部" == c.value for row in sheet.iter_rows() for c in row)
+
+
+def test_ledger_exports_csv_with_bom(admin) -> None:
+    response = admin.get("/admin/ledger/export.csv?year=2026")
+    assert response.data.startswith("\ufeff".encode()) and "学习内容" in response.data.decode("utf-8-sig")
+
+
+def test_manual_confirmation_needs_a_reason_and_is_audited(admin, runtime) -> None:
+    form = {"item": "jsjy-2026-01", "branch": "b2", "by": "李娜", "at": "2026-01-20T10:00", "reason": ""}
+    assert post(admin, "/admin/ledger/confirm", form).status_code == 422
+    response = post(admin, "/admin/ledger/confirm", {**form, "reason": "线下集中学习，书记未在企业微信确认"})
+    assert response.status_code == 302
+    with runtime.store.session(readonly=True) as session:
+        row = session.scalar(select(Confirmation).where(Confirmation.item == "jsjy-2026-01",
+                                                        Confirmation.branch == "b2"))
+        assert (row.source, row.recorded_by, row.late) == ("manual", "admin", False)
+    assert recent(runtime.store)[0].action == "补录学习确认"
+    assert "补录" in admin.get("/admin/ledger?year=2026").get_data(as_text=True)
+
+
+def test_manual_confirmation_in_the_future_is_refused(admin) -> None:
+    form = {"item": "jsjy-2026-01", "branch": "b2", "by": "李娜", "at": "2026-06-01T10:00", "reason": "x"}
+    assert post(admin, "/admin/ledger/confirm", form).status_code == 422
+
+
+# ---- calendars ------------------------------------------------------------------------------
+
+GOOD_ICS = """BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:a1@test\r
+DTSTAMP:20260501T000000Z\r\nDTSTART;TZID=Asia/Shanghai:20260520T143000\r
+DTEND;TZID=Asia/Shanghai:20260520T160000\r\nSUMMARY:视频会议\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"""
+BROKEN_ICS = GOOD_ICS.replace("DTSTART;TZID=Asia/Shanghai:20260520T143000", "DTSTART;TZID=Asia/Shanghai:2026-05-xx")
+
+
+def upload(client, name: str, text: str):
+    return post(client, "/admin/calendars/upload", {"file": (io.BytesIO(text.encode()), name)},
+                content_type="multipart/form-data")
+
+
+def test_calendars_page_shows_years_and_series(admin) -> None:
+    page = admin.get("/admin/calendars").get_data(as_text=True)
+    assert "国务院办公厅关于2026年部分节假日安排的通知" in page and "第一党支部支委会" in page
+
+
+def test_valid_ics_is_saved_with_a_safe_name(admin, runtime) -> None:
+    response = upload(admin, "../../etc/视频 会议.ics", GOOD_ICS)
+    assert response.status_code == 302
+    folder = runtime.settings().path("schedules")
+    assert (folder / "视频_会议.ics").read_bytes() == GOOD_ICS.encode()
+    assert not (folder.parent.parent / "etc").exists()
+    assert recent(runtime.store)[0].subject == "schedules/视频_会议.ics"
+
+
+def test_broken_ics_is_refused_and_nothing_written(admin, runtime) -> None:
+    before = sorted(p.name for p in runtime.settings().path("schedules").iterdir())
+    response = upload(admin, "broken.ics", BROKEN_ICS)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "未被采用" in page and "第" in page and "行" in page
+    assert sorted(p.name for p in runtime.settings().path("schedules").iterdir()) == before
+    assert recent(runtime.store) == []
+
+
+@pytest.mark.parametrize(("today", "level"), [
+    (date(2026, 9, 30), None), (date(2026, 10, 1), "提示"), (date(2026, 11, 30), "提示"),
+    (date(2026, 12, 1), "警告"), (date(2026, 12, 14), "警告"), (date(2026, 12, 15), "严重")],
+    ids=["sep-30", "oct-1", "nov-30", "dec-1", "dec-14", "dec-15"])
+def test_holiday_alert_levels(today: date, level: str | None) -> None:
+    alert = holiday_alert({2025, 2026}, today)
+    assert (alert.level if alert else None) == level
+
+
+def test_holiday_alert_quiet_when_next_year_is_loaded() -> None:
+    assert holiday_alert({2026, 2027}, date(2026, 12, 20)) is None
+    assert holiday_alert({2025}, date(2026, 3, 1)).level == "严重"
+
+
+def test_calendar_page_warns_in_december(admin, clock) -> None:
+    clock.set(datetime(2026, 12, 16, 9, tzinfo=BEIJING))
+    page = admin.get("/admin/calendars").get_data(as_text=True)
+    assert "【严重】" in page and "2027年" in page
+
+
+# ---- audit and escaping ---------------------------------------------------------------------
+
+def test_audit_page_is_paginated(admin, runtime) -> None:
+    from bot.audit import audit
+    for n in range(55):
+        audit(runtime.store, actor="admin", action="测试", subject=f"对象{n}", before=None, after="<i>x</i>",
+              at=datetime(2026, 5, 1, tzinfo=BEIJING))
+    page = admin.get("/admin/audit").get_data(as_text=True)
+    assert "第 1/2 页" in page and "&lt;i&gt;x&lt;/i&gt;" in page and "<i>x</i>" not in page
+
+
+def test_script_in_names_is_escaped(tmp_path, clock) -> None:
+    rt = make_runtime(tmp_path, clock, lambda t: t.replace("name: 第一党支部", "name: 第一党支部<script>alert(1)</script>"))
+    client = make_app(rt).test_client()
+    from conftest import ADMIN, login
+    login(client, *ADMIN)
+    for path in ("/admin/ledger?year=2026", "/admin/calendars"):
+        page = client.get(path).get_data(as_text=True)
+        assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    rt.close()

@@ -1,0 +1,118 @@
+"""Templates: save makes a version and a re-plan, a bad template is refused with its line, restore."""
+
+from __future__ import annotations
+
+from bot.audit import recent
+from bot.template_versions import current_edits, history
+from conftest import csrf_token, post
+
+NAME = "holiday_integrity"
+
+
+def shipped(runtime) -> str:
+    return runtime.templates().default_text(NAME)
+
+
+def edited(runtime, old: str, new: str) -> str:
+    text = shipped(runtime)
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+def test_list_shows_default_and_modified(admin, runtime) -> None:
+    page = admin.get("/admin/templates").get_data(as_text=True)
+    assert "节前廉洁提醒" in page and "默认" in page
+    post(admin, f"/admin/templates/{NAME}", {"text": edited(runtime, "}}廉洁过节提醒", "}}廉洁过节温馨提醒")})
+    page = admin.get("/admin/templates").get_data(as_text=True)
+    assert "已修改" in page
+
+
+def test_save_makes_a_version_an_audit_entry_and_a_replan(admin, runtime) -> None:
+    text = edited(runtime, "}}廉洁过节提醒", "}}廉洁过节温馨提醒")
+    response = post(admin, f"/admin/templates/{NAME}", {"text": text.replace("\n", "\r\n"), "note": "调整标题"})
+    assert response.status_code == 302
+    versions = history(runtime.store, NAME)
+    assert len(versions) == 1 and versions[0].author == "admin" and versions[0].note == "调整标题"
+    assert current_edits(runtime.store)[NAME] == text
+    assert runtime.on_replan_requested.calls == 1
+    entry = recent(runtime.store)[0]
+    assert entry.actor == "admin" and entry.subject == f"模板 {NAME}" and entry.before == shipped(runtime)
+    rendered = runtime.templates().render(NAME, {"holiday": {"name": "春节", "days": 0, "workdays": []},
+                                                 "organisation": {"name": "局"}, "send_date": "2026-02-13"})
+    assert "廉洁过节温馨提醒" in rendered.text
+
+
+def test_syntax_error_is_refused_with_its_line(admin, runtime) -> None:
+    text = edited(runtime, "各党支部、全体党员干部：", "各党支部、全体党员干部：{% if %}")
+    line = text.splitlines().index(next(x for x in text.splitlines() if "{% if %}" in x)) + 1
+    response = post(admin, f"/admin/templates/{NAME}", {"text": text})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert f"第 {line} 行" in page and "未保存" in page
+    assert history(runtime.store, NAME) == []
+    assert runtime.on_replan_requested.calls == 0
+
+
+def test_unknown_variable_is_refused(admin, runtime) -> None:
+    response = post(admin, f"/admin/templates/{NAME}", {"text": edited(runtime, "{{ holiday.name }}", "{{ holliday.name }}")})
+    assert response.status_code == 422
+    assert "holliday" in response.get_data(as_text=True)
+    assert history(runtime.store, NAME) == []
+
+
+def test_too_long_is_refused_with_the_byte_count(admin, runtime) -> None:
+    response = post(admin, f"/admin/templates/{NAME}", {"text": shipped(runtime) + "严" * 1500})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "字节" in page and "4096" in page
+
+
+def test_preview_json_renders_a_holiday_of_a_chosen_year(admin, runtime) -> None:
+    period = runtime.calendar().periods(2025)[-1]
+    token = csrf_token(admin, "/admin/")
+    response = admin.post(f"/admin/templates/{NAME}/preview", headers={"X-CSRFToken": token},
+                          json={"text": shipped(runtime), "sample": f"holiday:{period.key}"})
+    data = response.get_json()
+    assert data["ok"] and period.name in data["text"] and data["bytes"] == len(data["text"].encode())
+    bad = admin.post(f"/admin/templates/{NAME}/preview", headers={"X-CSRFToken": token},
+                     json={"text": shipped(runtime) + "{{ nope }}", "sample": "default"}).get_json()
+    assert not bad["ok"] and "nope" in bad["problems"][0]["message"]
+
+
+def test_preview_without_token_is_refused(admin, runtime) -> None:
+    response = admin.post(f"/admin/templates/{NAME}/preview", json={"text": "x", "sample": "default"})
+    assert response.status_code == 400
+
+
+def test_history_diff_is_escaped(admin, runtime) -> None:
+    post(admin, f"/admin/templates/{NAME}", {"text": edited(runtime, "各党支部", "<b>各党支部</b>")})
+    page = admin.get(f"/admin/templates/{NAME}/history").get_data(as_text=True)
+    assert "+&lt;b&gt;各党支部&lt;/b&gt;" in page.replace("&#43;", "+")
+    assert "<b>各党支部</b>" not in page
+
+
+def test_restore_default_after_confirmation(admin, runtime) -> None:
+    post(admin, f"/admin/templates/{NAME}", {"text": edited(runtime, "}}廉洁过节提醒", "}}改过的提醒")})
+    confirm = admin.get(f"/admin/templates/{NAME}/restore?version=default")
+    assert confirm.status_code == 200 and "确认恢复" in confirm.get_data(as_text=True)
+    assert NAME in current_edits(runtime.store)          # nothing changed by looking
+    response = post(admin, f"/admin/templates/{NAME}/restore", {"version": "default"})
+    assert response.status_code == 302
+    assert NAME not in current_edits(runtime.store)
+    assert history(runtime.store, NAME)[0].body is None
+    assert recent(runtime.store)[0].action == "恢复默认模板"
+
+
+def test_restore_an_earlier_version(admin, runtime) -> None:
+    first = edited(runtime, "}}廉洁过节提醒", "}}第一版提醒")
+    post(admin, f"/admin/templates/{NAME}", {"text": first})
+    post(admin, f"/admin/templates/{NAME}", {"text": edited(runtime, "}}廉洁过节提醒", "}}第二版提醒")})
+    oldest = history(runtime.store, NAME)[-1]
+    post(admin, f"/admin/templates/{NAME}/restore", {"version": str(oldest.id)})
+    assert current_edits(runtime.store)[NAME] == first
+
+
+def test_version_of_another_template_is_not_found(admin, runtime) -> None:
+    post(admin, f"/admin/templates/{NAME}", {"text": edited(runtime, "}}廉洁过节提醒", "}}改")})
+    version = history(runtime.store, NAME)[0].id
+    assert admin.get(f"/admin/templates/holiday_return/restore?version={version}").status_code == 404
+    assert admin.get("/admin/templates/no_such_template").status_code == 404

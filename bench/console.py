@@ -21,13 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "web"))
 
+from conftest import ADMIN, copy_project_to, login, make_app  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
 from bot.clock import BEIJING, FakeClock  # noqa: E402
-from bot.store.models import STATUSES, Confirmation, Delivery  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from bot.store.models import STATUSES, Confirmation, Delivery  # noqa: E402
 from bot.web.auth import create_admin  # noqa: E402
-from conftest import ADMIN, copy_project_to, login, make_app  # noqa: E402
 
 GROUPS = 100
 GOAL_MS = 200

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -70,10 +70,12 @@ def confirm(store: Store, item: str, branch: str, by: str, at: datetime, source:
 
 def confirm_in(session: Session, item: str, branch: str, by: str, at: datetime, source: Source,
                note: str | None = None, recorded_by: str | None = None, *,
-               deadline: datetime | None = None) -> ConfirmResult:
-    existing = _confirmation(session, item, branch)
+               deadline: datetime | None = None, known: Known | None = None) -> ConfirmResult:
+    """``known``: the confirmations this transaction has read, which saves the look-up when current."""
+    existing = known.get(item, branch) if known is not None and known.has(branch) else _confirmation(
+        session, item, branch)
     if existing is not None:
-        return _result(existing, created=False)
+        return existing
     row = Confirmation(item=item, branch=branch, confirmed_by=by, confirmed_at=at, source=source, note=note,
                        late=deadline is not None and at > deadline, recorded_by=recorded_by)
     try:
@@ -82,19 +84,30 @@ def confirm_in(session: Session, item: str, branch: str, by: str, at: datetime, 
     except IntegrityError:  # another replica confirmed it a moment ago: theirs stands
         existing = _confirmation(session, item, branch)
         assert existing is not None
-        return _result(existing, created=False)
+        return _remember(known, existing)
     log.info("study %s confirmed for branch %s by %s (%s%s)", item, branch, by, source, ", late" if row.late else "")
-    return _result(row, created=True)
+    return replace(_remember(known, _result(row, created=False)), created=True)
 
 
-def _confirmation(session: Session, item: str, branch: str) -> Confirmation | None:
-    return session.scalars(select(Confirmation).where(Confirmation.item == item,
-                                                      Confirmation.branch == branch)).first()
+_COLUMNS = (Confirmation.item, Confirmation.branch, Confirmation.confirmed_by, Confirmation.confirmed_at,
+            Confirmation.late, Confirmation.source)
 
 
-def _result(row: Confirmation, created: bool) -> ConfirmResult:
+def _confirmation(session: Session, item: str, branch: str) -> ConfirmResult | None:
+    row = session.execute(select(*_COLUMNS).where(Confirmation.item == item, Confirmation.branch == branch)).first()
+    return None if row is None else _result(row, created=False)
+
+
+def _result(row: Any, created: bool) -> ConfirmResult:
+    """From a Confirmation or a row of ``_COLUMNS``."""
     return ConfirmResult(row.item, row.branch, row.confirmed_by, row.confirmed_at.astimezone(BEIJING),
                          bool(row.late), row.source, created)
+
+
+def _remember(known: Known | None, result: ConfirmResult) -> ConfirmResult:
+    if known is not None:
+        known.add(result)
+    return result
 
 
 def confirmed_pairs(session: Session) -> set[tuple[str, str]]:
@@ -103,8 +116,42 @@ def confirmed_pairs(session: Session) -> set[tuple[str, str]]:
 
 
 def branch_confirmations(session: Session, branch: str) -> dict[str, ConfirmResult]:
-    rows = session.scalars(select(Confirmation).where(Confirmation.branch == branch))
-    return {row.item: _result(row, created=False) for row in rows}
+    known = Known()
+    known.load(session, [branch])
+    return known.of(branch)
+
+
+@dataclass
+class Known:
+    """Confirmations read in one transaction, by branch, so a batch of replies reads each branch once.
+
+    ``confirm_in`` keeps it current. Whoever rolls back a savepoint that may have confirmed
+    something must drop it (and start a new one).
+    """
+
+    by_branch: dict[str, dict[str, ConfirmResult]] = field(default_factory=dict)
+
+    def load(self, session: Session, branches: Iterable[str]) -> None:
+        missing = set(branches) - self.by_branch.keys()
+        if not missing:
+            return
+        for branch in missing:
+            self.by_branch[branch] = {}
+        for row in session.execute(select(*_COLUMNS).where(Confirmation.branch.in_(sorted(missing)))):
+            self.by_branch[row.branch][row.item] = _result(row, created=False)
+
+    def has(self, branch: str) -> bool:
+        return branch in self.by_branch
+
+    def of(self, branch: str) -> dict[str, ConfirmResult]:
+        return self.by_branch[branch]
+
+    def get(self, item: str, branch: str) -> ConfirmResult | None:
+        return self.by_branch[branch].get(item)
+
+    def add(self, result: ConfirmResult) -> None:
+        if result.branch in self.by_branch:
+            self.by_branch[result.branch][result.item] = result
 
 
 def branch_of(settings: Settings, userid: str) -> Branch | None:
@@ -113,32 +160,134 @@ def branch_of(settings: Settings, userid: str) -> Branch | None:
     return next((b for b in settings.organisation.branches if b.secretary.userid.casefold() == wanted), None)
 
 
+@dataclass(frozen=True)
+class Roster:
+    """Each secretary's branch and each branch's items (earliest deadline first), by lookup.
+
+    Settings and schedules are immutable snapshots that a reload replaces, so one roster is built
+    per pair and kept while both are the ones in force.
+    """
+
+    settings: Settings
+    schedule: StudySchedule
+    branches: dict[str, Branch]
+    items: dict[str, tuple[StudyItem, ...]]
+
+    def branch(self, userid: str) -> Branch | None:
+        return self.branches.get(userid.strip().casefold())
+
+
+_ROSTER: list[Roster] = []
+
+
+def roster(settings: Settings, schedule: StudySchedule) -> Roster:
+    cached = _ROSTER[0] if _ROSTER else None
+    if cached is None or cached.settings is not settings or cached.schedule is not schedule:
+        cached = _build_roster(settings, schedule)
+        _ROSTER[:] = [cached]
+    return cached
+
+
+def _build_roster(settings: Settings, schedule: StudySchedule) -> Roster:
+    branches: dict[str, Branch] = {}
+    for branch in settings.organisation.branches:
+        branches.setdefault(branch.secretary.userid.casefold(), branch)  # the first one wins, as in branch_of
+    # The runtime has no schedule when schedules/studies.yaml is absent: then nothing is open.
+    items = {b.id: tuple(sorted(schedule.for_branch(b.id) if schedule is not None else (),
+                                key=lambda i: (i.deadline, i.id)))
+             for b in settings.organisation.branches}
+    return Roster(settings, schedule, branches, items)
+
+
 # ---- answering replies ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Responder:
+    """Answers replies inside one transaction: a batch of callbacks shares one responder, so the
+    roster is looked up once and each branch's confirmations are read once.
+
+    After rolling back a savepoint in which it answered, use a new responder (``known`` may hold
+    confirmations that no longer exist).
+    """
+
+    session: Session
+    settings: Settings
+    schedule: StudySchedule
+    templates: TemplateLibrary
+    known: Known = field(default_factory=Known)
+
+    @property
+    def roster(self) -> Roster:
+        return roster(self.settings, self.schedule)
+
+    def preload(self, userids: Iterable[str]) -> None:
+        """Read the confirmations of these users' branches in one query."""
+        branches = (self.roster.branch(u) for u in userids)
+        self.known.load(self.session, {b.id for b in branches if b is not None})
+
+    def reply(self, now: datetime, userid: str, text: str) -> Outcome:
+        turn = self._turn(now, userid)
+        if turn is None:
+            return Outcome(_not_secretary(self.templates, self.settings))
+        intent = understand(text)
+        if intent.kind == "confirm":
+            return _on_confirm(turn, intent)
+        if intent.kind == "choose":
+            return _on_choose(turn, intent)
+        if intent.kind == "progress":
+            return Outcome(_progress(turn), branch=turn.branch.id)
+        return Outcome(turn.render("reply_help"), branch=turn.branch.id)
+
+    def click(self, now: datetime, userid: str, event_key: str) -> Outcome:
+        turn = self._turn(now, userid)
+        if turn is None:
+            return Outcome(_not_secretary(self.templates, self.settings))
+        item_id = event_key.removeprefix(CARD_KEY_PREFIX) if event_key.startswith(CARD_KEY_PREFIX) else None
+        item = next((i for i in turn.visible() if i.id == item_id), None)
+        if item is None:
+            return Outcome(turn.render("reply_nothing_open"), branch=turn.branch.id)
+        return _confirm_items(turn, [item], "button")
+
+    def _turn(self, now: datetime, userid: str) -> _Turn | None:
+        branch = self.roster.branch(userid)
+        return None if branch is None else _Turn(self, now, userid, branch)
 
 
 @dataclass(frozen=True)
 class _Turn:
     """Everything one answer needs."""
 
-    session: Session
-    settings: Settings
-    schedule: StudySchedule
-    templates: TemplateLibrary
+    responder: Responder
     now: datetime
     userid: str
     branch: Branch
 
+    @property
+    def session(self) -> Session:
+        return self.responder.session
+
+    @property
+    def schedule(self) -> StudySchedule:
+        return self.responder.schedule
+
     def render(self, name: str, **context: Any) -> str:
-        org = {"name": self.settings.organisation.name}
-        return self.templates.render(name, {"organisation": org, "branch": _branch(self.branch), **context}).text
+        org = {"name": self.responder.settings.organisation.name}
+        return self.responder.templates.render(
+            name, {"organisation": org, "branch": _branch(self.branch), **context}).text
 
     def visible(self) -> list[StudyItem]:
         """Items published for this branch by now, earliest deadline first."""
-        items = [i for i in self.schedule.for_branch(self.branch.id) if i.publish_at <= self.now]
-        return sorted(items, key=lambda i: (i.deadline, i.id))
+        return [i for i in self.responder.roster.items.get(self.branch.id, ()) if i.publish_at <= self.now]
 
     def done(self) -> dict[str, ConfirmResult]:
-        return branch_confirmations(self.session, self.branch.id)
+        known = self.responder.known
+        known.load(self.session, [self.branch.id])
+        return known.of(self.branch.id)
+
+    def confirm(self, item: StudyItem, source: Source) -> ConfirmResult:
+        return confirm_in(self.session, item.id, self.branch.id, self.userid, self.now, source,
+                          deadline=item.deadline, known=self.responder.known)
 
 
 def handle_reply(store: Store, settings: Settings, schedule: StudySchedule, templates: TemplateLibrary,
@@ -157,31 +306,12 @@ def handle_card_click(store: Store, settings: Settings, schedule: StudySchedule,
 
 def respond(session: Session, settings: Settings, schedule: StudySchedule, templates: TemplateLibrary,
             now: datetime, userid: str, text: str) -> Outcome:
-    branch = branch_of(settings, userid)
-    if branch is None:
-        return Outcome(_not_secretary(templates, settings))
-    turn = _Turn(session, settings, schedule, templates, now, userid, branch)
-    intent = understand(text)
-    if intent.kind == "confirm":
-        return _on_confirm(turn, intent)
-    if intent.kind == "choose":
-        return _on_choose(turn, intent)
-    if intent.kind == "progress":
-        return Outcome(_progress(turn), branch=branch.id)
-    return Outcome(turn.render("reply_help"), branch=branch.id)
+    return Responder(session, settings, schedule, templates).reply(now, userid, text)
 
 
 def respond_to_click(session: Session, settings: Settings, schedule: StudySchedule, templates: TemplateLibrary,
                      now: datetime, userid: str, event_key: str) -> Outcome:
-    branch = branch_of(settings, userid)
-    if branch is None:
-        return Outcome(_not_secretary(templates, settings))
-    turn = _Turn(session, settings, schedule, templates, now, userid, branch)
-    item_id = event_key.removeprefix(CARD_KEY_PREFIX) if event_key.startswith(CARD_KEY_PREFIX) else None
-    item = next((i for i in turn.visible() if i.id == item_id), None)
-    if item is None:
-        return Outcome(turn.render("reply_nothing_open"), branch=branch.id)
-    return _confirm_items(turn, [item], "button")
+    return Responder(session, settings, schedule, templates).click(now, userid, event_key)
 
 
 def _not_secretary(templates: TemplateLibrary, settings: Settings) -> str:
@@ -262,8 +392,7 @@ def _offer_key(userid: str) -> str:
 
 
 def _confirm_items(turn: _Turn, items: Sequence[StudyItem], source: Source) -> Outcome:
-    results = [confirm_in(turn.session, i.id, turn.branch.id, turn.userid, turn.now, source, deadline=i.deadline)
-               for i in items]
+    results = [turn.confirm(i, source) for i in items]
     new = [(i, r) for i, r in zip(items, results, strict=True) if r.created]
     if new:
         reply = turn.render("reply_confirmed", confirmed_at=turn.now.isoformat(),

@@ -15,8 +15,16 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from bot.runtime import Runtime
-from bot.web import (auth, views_audit, views_calendars, views_deliveries, views_ledger, views_overview,
-                     views_plan, views_templates)
+from bot.web import (
+    auth,
+    views_audit,
+    views_calendars,
+    views_deliveries,
+    views_ledger,
+    views_overview,
+    views_plan,
+    views_templates,
+)
 from bot.web.common import RUNTIME_KEY, console, install_filters
 
 SECURE_COOKIE_ENV = "WECOM_REMINDER_SECURE_COOKIE"

@@ -13,7 +13,18 @@ from bot.errors import BotError
 from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS
 from bot.plan import Plan, PlannedMessage
-from bot.web.common import actor, console, mask_secrets, notice, now, parse_int, record, runtime, settings, today
+from bot.web.common import (
+    actor,
+    console,
+    mask_secrets,
+    notice,
+    now,
+    parse_int,
+    record,
+    runtime,
+    settings,
+    today,
+)
 from bot.web.plan_actions import send_now, skip, statuses_by_key
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import ADMIN, READER, csrf_token, login, make_app, post
 from flask import Flask
 from sqlalchemy import select
 
@@ -12,7 +13,6 @@ from bot.errors import BotError
 from bot.store.models import AdminUser
 from bot.web import SECURE_COOKIE_ENV, create_console
 from bot.web.auth import GENERIC_ERROR, create_admin
-from conftest import ADMIN, READER, csrf_token, login, make_app, post
 
 PLACEHOLDERS = {"name": "holiday_integrity", "delivery_id": "1", "fmt": "xlsx"}
 

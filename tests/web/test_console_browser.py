@@ -14,10 +14,10 @@ from typing import Any
 
 import openpyxl
 import pytest
+from conftest import ADMIN, ROOT, make_app, make_runtime
 from werkzeug.serving import make_server
 
 from bot.clock import BEIJING, FakeClock
-from conftest import ADMIN, ROOT, make_app, make_runtime
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

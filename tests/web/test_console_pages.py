@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 
 import openpyxl
 import pytest
+from conftest import make_app, make_runtime, post
 from sqlalchemy import select
 
 from bot.audit import recent
@@ -14,7 +15,6 @@ from bot.clock import BEIJING
 from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import DeliveryRow, NewDelivery, get_delivery, sync_plan
 from bot.web.holiday_status import holiday_alert
-from conftest import make_app, make_runtime, post
 
 HOLIDAY_KEY = "holiday_integrity|2026-dragon_boat|b1_group"     # 18 June: beyond the 35-day horizon
 STUDY_KEY = "study|jsjy-2026-05@nudge-w2-0900:b1|b1_secretary"  # 20 May: within it

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from conftest import csrf_token, post
+
 from bot.audit import recent
 from bot.template_versions import current_edits, history
-from conftest import csrf_token, post
 
 NAME = "holiday_integrity"
 

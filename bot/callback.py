@@ -3,10 +3,12 @@
 Order of checks on a POST, each refusing with a 4xx and a short Chinese body before anything is
 written: body size; the signature (sha1 over token, timestamp, nonce and Encrypt, compared in
 constant time: wechatpy compares with ``!=``); the timestamp's skew; decryption and the ReceiveId
-(wechatpy's crypto); the plaintext XML (defusedxml, no DTDs). Then one transaction deduplicates
-(inbox row with a unique key), answers through the ledger and records the reply, so that WeCom's
-retries and replays get the same answer and change nothing. Slow work (updating the clicked card,
-re-planning so that nudges to a confirmed branch are cancelled) runs after the answer.
+(wechatpy's crypto); the plaintext XML (defusedxml, no DTDs). All of that runs in the request's
+thread, in parallel. Then the inbox writer (bot.inbox_writer) deduplicates (inbox row with a
+unique key), answers through the ledger and records the reply, for a batch of callbacks in one
+transaction with one commit, so that WeCom's retries and replays get the same answer and change
+nothing. Slow work (updating the clicked card, re-planning so that nudges to a confirmed branch
+are cancelled) runs after the answer.
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ import hmac
 import logging
 import re
 import secrets
-import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -27,8 +27,6 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeXML
 from flask import Blueprint, Response, request
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
@@ -37,9 +35,9 @@ from wechatpy.utils import WeChatSigner
 from bot.clock import BEIJING, Clock
 from bot.config import Settings, WeComSettings
 from bot.errors import TemplateError
-from bot.ledger import Outcome, respond, respond_to_click
+from bot.inbox_writer import Answer, Inbound, InboxWriter, NotRecorded, PrepareAnswer
+from bot.ledger import Outcome, Responder
 from bot.store import Store
-from bot.store.models import InboundMessage
 from bot.studies import StudySchedule
 from bot.templates import TemplateLibrary
 
@@ -52,7 +50,6 @@ MAX_REPLY_BYTES = 2048
 FALLBACK_REPLY = "已收到您的回复。系统暂时无法生成答复，请稍后回复“进度”查看记录情况，或联系党办（纪检）工作人员。"
 _SIGNATURE = re.compile(r"^[0-9a-fA-F]{40}$")
 _NONCE = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
-_SQLITE_WRITER = threading.Lock()
 
 
 class CallbackContext(Protocol):
@@ -84,35 +81,21 @@ class SignedQuery:
     nonce: str
 
 
-@dataclass(frozen=True)
-class Inbound:
-    """A decrypted callback's fields (wecom.md §9)."""
+class CallbackBlueprint(Blueprint):
+    """The callback's routes and the writer that records what they receive."""
 
-    fields: dict[str, str]
-    raw: str
+    def __init__(self, ctx: CallbackContext) -> None:
+        super().__init__("wecom_callback", __name__)
+        self.writer = InboxWriter(ctx.store, _answerer(ctx))
 
-    def get(self, name: str) -> str:
-        return self.fields.get(name, "")
-
-    @property
-    def user(self) -> str:
-        return self.get("FromUserName")
-
-    @property
-    def is_card_click(self) -> bool:
-        return self.get("MsgType") == "event" and self.get("Event") in ("template_card_event",
-                                                                        "template_card_menu_event")
-
-    @property
-    def dedupe_key(self) -> str:
-        if self.get("MsgId"):
-            return f"msg:{self.get('MsgId')}"
-        parts = (self.user, self.get("CreateTime"), self.get("Event"), self.get("TaskId"), self.get("EventKey"))
-        return "event:" + ":".join(parts)
+    def close(self) -> None:
+        """Answer the callbacks already queued and stop the writer; later ones get 503."""
+        self.writer.close()
 
 
-def callback_blueprint(ctx: CallbackContext) -> Blueprint:
-    blueprint = Blueprint("wecom_callback", __name__)
+def callback_blueprint(ctx: CallbackContext) -> CallbackBlueprint:
+    """Call ``close()`` on it at shutdown (before closing the store)."""
+    blueprint = CallbackBlueprint(ctx)
 
     @blueprint.get(PATH)
     def verify_url() -> Response:
@@ -120,7 +103,7 @@ def callback_blueprint(ctx: CallbackContext) -> Blueprint:
 
     @blueprint.post(PATH)
     def receive() -> Response:
-        return _guarded(lambda: _receive(ctx))
+        return _guarded(lambda: _receive(ctx, blueprint.writer))
 
     return blueprint
 
@@ -229,7 +212,7 @@ def _verify(ctx: CallbackContext) -> Response:
 # ---- POST: messages and card clicks ---------------------------------------------------------
 
 
-def _receive(ctx: CallbackContext) -> Response:
+def _receive(ctx: CallbackContext, writer: InboxWriter) -> Response:
     wecom = _wecom(ctx)
     body = _read_body()
     query = _signed_query()
@@ -240,7 +223,7 @@ def _receive(ctx: CallbackContext) -> Response:
     now = ctx.clock.now().astimezone(BEIJING)
     _check_skew(query, now)
     inbound = _inbound(_decrypt(_crypto(wecom), query, encrypted))
-    reply, fresh = _record_and_answer(ctx, inbound, now)
+    reply, fresh = _record_and_answer(ctx, writer, inbound, now)
     log.info("callback from %s (%s) %s: %s", inbound.user, inbound.get("MsgType"),
              "answered" if fresh else "repeated", "reply sent" if reply else "no reply")
     if not reply:
@@ -249,54 +232,38 @@ def _receive(ctx: CallbackContext) -> Response:
                     content_type="application/xml; charset=utf-8")
 
 
-def _writer(store: Store) -> AbstractContextManager[object]:
-    """SQLite has one writer: queue this process's callbacks on a lock rather than in SQLite's
-    busy handler, which sleeps in growing steps (up to 100 ms) and ruins the tail latency."""
-    return _SQLITE_WRITER if store.dialect == "sqlite" else nullcontext()
-
-
-def _record_and_answer(ctx: CallbackContext, inbound: Inbound, now: datetime) -> tuple[str | None, bool]:
-    """Insert the inbox row and answer in one transaction; a repeat gets the recorded answer."""
+def _record_and_answer(ctx: CallbackContext, writer: InboxWriter, inbound: Inbound,
+                       now: datetime) -> tuple[str | None, bool]:
+    """Recorded and answered by the writer's next batch; a repeat gets the recorded answer."""
     try:
-        with _writer(ctx.store), ctx.store.session() as session:
-            known = session.scalars(select(InboundMessage).where(
-                InboundMessage.dedupe_key == inbound.dedupe_key)).first()
-            if known is not None:
-                return known.reply, False
-            outcome = _answer(ctx, session, inbound, now)
-            session.add(_row(inbound, now, outcome))
-            session.flush()
-    except IntegrityError:  # a concurrent retry won the race: give its answer
-        with ctx.store.session(readonly=True) as session:
-            known = session.scalars(select(InboundMessage).where(
-                InboundMessage.dedupe_key == inbound.dedupe_key)).one()
-            return known.reply, False
-    if outcome is not None:
-        _after(ctx, inbound, outcome)
-    return (outcome.reply if outcome else None), True
+        recorded = writer.record(inbound, now)
+    except NotRecorded as exc:
+        raise Refused(503, "暂时无法处理，请稍后重试") from exc
+    if recorded.outcome is not None:
+        _after(ctx, inbound, recorded.outcome)
+    return recorded.reply, recorded.fresh
 
 
-def _answer(ctx: CallbackContext, session: Session, inbound: Inbound, now: datetime) -> Outcome | None:
-    settings, schedule, templates = ctx.settings(), ctx.studies(), ctx.templates()
+def _answerer(ctx: CallbackContext) -> PrepareAnswer:
+    """Per batch: the settings, schedule and templates in force, and one responder for them all."""
+    def prepare(session: Session, batch: Sequence[Inbound]) -> Answer:
+        responder = Responder(session, ctx.settings(), ctx.studies(), ctx.templates())
+        responder.preload(i.user for i in batch if i.get("MsgType") == "text" or i.is_card_click)
+        return lambda inbound, now: _answer(responder, inbound, now)
+    return prepare
+
+
+def _answer(responder: Responder, inbound: Inbound, now: datetime) -> Outcome | None:
     try:
         if inbound.get("MsgType") == "text":
-            return respond(session, settings, schedule, templates, now, inbound.user, inbound.get("Content"))
+            return responder.reply(now, inbound.user, inbound.get("Content"))
         if inbound.is_card_click:
-            return respond_to_click(session, settings, schedule, templates, now, inbound.user,
-                                    inbound.get("EventKey"))
+            return responder.click(now, inbound.user, inbound.get("EventKey"))
     except TemplateError as exc:
         # Whatever was confirmed stays recorded; a broken edited template must not lose it.
         log.error("reply template failed, answering with the fallback text: %s", exc)
         return Outcome(FALLBACK_REPLY)
     return None  # other messages and events are recorded, not answered
-
-
-def _row(inbound: Inbound, now: datetime, outcome: Outcome | None) -> InboundMessage:
-    return InboundMessage(
-        dedupe_key=inbound.dedupe_key, from_user=inbound.user, msg_type=inbound.get("MsgType"),
-        content=inbound.get("Content") or None, event_key=inbound.get("EventKey") or None,
-        task_id=inbound.get("TaskId") or None, response_code=inbound.get("ResponseCode") or None,
-        received_at=now, raw=inbound.raw, handled=True, reply=outcome.reply if outcome else None)
 
 
 def _after(ctx: CallbackContext, inbound: Inbound, outcome: Outcome) -> None:

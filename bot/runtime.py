@@ -26,8 +26,8 @@ from bot.config import Settings, load_settings
 from bot.errors import BotError
 from bot.plan import Plan, PlanInputs, PlanState, build_plan
 from bot.store.db import Store, open_store
-from bot.store.models import Confirmation
-from bot.store.outbox import NewDelivery, SyncResult, sent_meeting_reminders, sync_plan
+from bot.store.models import Confirmation, Delivery
+from bot.store.outbox import NewDelivery, SyncResult, sync_plan
 from bot.template_versions import current_edits, latest_version_id
 from bot.templates import TemplateLibrary
 
@@ -179,7 +179,7 @@ class Runtime:
     def plan_state(self) -> PlanState:
         with self.store.session(readonly=True) as session:
             confirmed = {(c.item, c.branch) for c in session.scalars(select(Confirmation))}
-        return PlanState(confirmed=frozenset(confirmed), announced=announced_meetings(self.store))
+        return PlanState(confirmed=frozenset(confirmed), announced=announced_meetings(self.store, self.clock.now()))
 
     def build_plan(self, start: date, end: date) -> Plan:
         return build_plan(self.plan_inputs(), start, end, self.clock.now(), self.plan_state())
@@ -223,23 +223,31 @@ def to_new_delivery(message: Any) -> NewDelivery:
                        meta=dict(message.meta))
 
 
-def announced_meetings(store: Store) -> dict[str, Any]:
-    """What sent meeting reminders told people: meeting uid → AnnouncedMeeting."""
+ANNOUNCED_LOOKBACK = timedelta(days=62)
+
+
+def announced_meetings(store: Store, now: datetime) -> dict[str, Any]:
+    """What sent meeting reminders told people: meeting uid → AnnouncedMeeting.
+
+    Only reminders due in the last two months count: a change to a meeting older than that is no
+    longer news, and reading only the columns needed keeps re-planning cheap on a long history.
+    """
     from bot.meeting_plan import AnnouncedMeeting
+    query = (select(Delivery.target, Delivery.meta)
+             .where(Delivery.kind == "meeting_reminder", Delivery.status == "sent",
+                    Delivery.due_at >= now - ANNOUNCED_LOOKBACK)
+             .order_by(Delivery.sent_at))
+    with store.session(readonly=True) as session:
+        rows = session.execute(query).all()
     announced: dict[str, Any] = {}
-    for row in sorted(sent_meeting_reminders(store), key=lambda r: (r.sent_at is None, r.sent_at)):
-        meta = row.meta or {}
-        uid = meta.get("meeting_uid")
+    for target, meta in rows:
+        uid = (meta or {}).get("meeting_uid")
         if not uid:
             continue
         previous = announced.get(uid)
-        targets = tuple(sorted({*(previous.targets if previous else ()), row.target}))
+        targets = tuple(sorted({*(previous.targets if previous else ()), target}))
         announced[uid] = AnnouncedMeeting(
             uid=uid, start=datetime.fromisoformat(meta["meeting_start"]),
             end=datetime.fromisoformat(meta["meeting_end"]), title=meta.get("title", ""),
             location=meta.get("location", ""), targets=targets, series_id=meta.get("series_id", ""))
     return announced
-
-
-def window_days(start: date, days: int) -> tuple[date, date]:
-    return start, start + timedelta(days=days)

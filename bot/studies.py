@@ -259,7 +259,12 @@ def plan_studies(schedule: StudySchedule, settings: Settings, calendar: WorkdayC
     planner has the same shape.
     """
     done = frozenset(confirmed)
-    found = [o for item in schedule.items for o in _item_occurrences(item, settings, calendar, done)]
+    # Everything an item sends lies between its publication and its deadline (a holiday shift
+    # moves a prompt by at most a couple of weeks): items far outside the window are skipped.
+    margin = timedelta(days=31)
+    relevant = [item for item in schedule.items
+                if item.publish_at.date() <= end + margin and item.deadline.date() >= start - margin]
+    found = [o for item in relevant for o in _item_occurrences(item, settings, calendar, done)]
     return sorted((o for o in found if start <= o.due_at.astimezone(BEIJING).date() <= end),
                   key=lambda o: (o.due_at, o.occurrence))
 

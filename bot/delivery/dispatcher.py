@@ -15,9 +15,9 @@ deferral is not a failed attempt: it is not counted against ``max_attempts``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
+import queue
 import random
 import socket
 import threading
@@ -89,6 +89,21 @@ class _Tally:
 
 
 @dataclass(frozen=True)
+class _Result:
+    """What to record for one claimed row; without an outcome it is a deferral, not an attempt."""
+
+    row: DeliveryRow
+    status: str
+    error: str | None
+    next_at: datetime | None = None
+    outcome: Outcome | None = None
+
+    @property
+    def deferral(self) -> bool:
+        return self.outcome is None
+
+
+@dataclass(frozen=True)
 class _Problem:
     row: DeliveryRow
     status: str
@@ -118,8 +133,6 @@ class Dispatcher:
         self.wait_horizon = window_seconds / 30
         self._deferrals: Counter[int] = Counter()
         self._deferrals_lock = threading.Lock()
-        # SQLite has one writer; threads queuing on busy_timeout sleep in growing steps, a lock does not.
-        self._write_lock = threading.Lock() if store.dialect == "sqlite" else contextlib.nullcontext()
 
     # ---- the pass ---------------------------------------------------------------------------
 
@@ -141,9 +154,20 @@ class Dispatcher:
         return report
 
     def _send_batch(self, rows: list[DeliveryRow], tally: _Tally) -> list[_Problem]:
-        lanes = [self._paced(lane, tally) for lane in _lanes(rows)]
-        futures = [self.pool.submit(self._run_lane, lane, tally) for lane in lanes if lane]
-        return [problem for future in futures for problem in future.result()]
+        """Lanes send in the pool; this thread records each result as it comes (SQLite has one writer,
+        and writers queuing on its busy timeout sleep in growing steps)."""
+        results: queue.SimpleQueue[_Result | None] = queue.SimpleQueue()
+        lanes = [lane for lane in (self._paced(lane, tally) for lane in _lanes(rows)) if lane]
+        for lane in lanes:
+            self.pool.submit(self._run_lane, lane, results)
+        problems, open_lanes = [], len(lanes)
+        while open_lanes:
+            result = results.get()
+            if result is None:
+                open_lanes -= 1
+            elif self._record(result, tally) in ("failed", "unknown"):
+                problems.append(_Problem(result.row, result.status, result.error))
+        return problems
 
     def _paced(self, lane: list[DeliveryRow], tally: _Tally) -> list[DeliveryRow]:
         """The part of a robot's lane its window allows now; the rest deferred to their slots."""
@@ -154,30 +178,33 @@ class Dispatcher:
         starts = self.limiter.schedule(key, len(lane))
         keep = [row for row, at in zip(lane, starts) if at <= now_mono + self.wait_horizon]
         for row, at in list(zip(lane, starts))[len(keep):]:
-            self._defer(row, now + timedelta(seconds=at - now_mono), DEFERRED, tally)
+            self._record(_Result(row, "retry", DEFERRED, now + timedelta(seconds=at - now_mono)), tally)
         return keep
 
-    def _run_lane(self, lane: list[DeliveryRow], tally: _Tally) -> list[_Problem]:
-        problems = []
-        for index, row in enumerate(lane):
-            status, reason, next_at = self._deliver(row, tally)
-            if status in ("failed", "unknown"):
-                problems.append(_Problem(row, status, reason))
-            if status == "retry" and next_at is not None:
-                # The robot is unwell: the rest of its queue waits too, and keeps its order.
-                for later in lane[index + 1:]:
-                    self._defer(later, next_at, DEFERRED, tally)
-                break
-        return problems
+    def _run_lane(self, lane: list[DeliveryRow], results: queue.SimpleQueue[_Result | None]) -> None:
+        try:
+            for index, row in enumerate(lane):
+                result = self._deliver(row)
+                results.put(result)
+                if result.status == "retry" and not result.deferral:
+                    # The robot is unwell: the rest of its queue waits too, and keeps its order.
+                    for later in lane[index + 1:]:
+                        results.put(_Result(later, "retry", DEFERRED, result.next_at))
+                    break
+        except Exception:  # noqa: BLE001 - the rows stay leased and are claimed again later
+            log.exception("发送线程出错")
+        finally:
+            results.put(None)
 
     # ---- one delivery -----------------------------------------------------------------------
 
-    def _deliver(self, row: DeliveryRow, tally: _Tally) -> tuple[str, str | None, datetime | None]:
-        if row.lease_until is not None and row.lease_until - self.clock.now() < self.send_margin:
-            self._defer(row, self.clock.now(), LEASE_RAN_OUT, tally)
-            return "deferred", None, None
+    def _deliver(self, row: DeliveryRow) -> _Result:
+        now = self.clock.now()
+        if row.lease_until is not None and row.lease_until - now < self.send_margin:
+            return _Result(row, "retry", LEASE_RAN_OUT, now)
         outcome = self._attempt(row)
-        return self._record(row, outcome, tally)
+        status, error, next_at = self._decide(row, outcome, self.clock.now())
+        return _Result(row, status, error, next_at, outcome)
 
     def _attempt(self, row: DeliveryRow) -> Outcome:
         try:
@@ -207,23 +234,27 @@ class Dispatcher:
         return (self.settings.delivery.ambiguous_robot_send == "report" and row.resent
                 and not (row.last_error or "").endswith(NOT_RESENT))
 
-    def _record(self, row: DeliveryRow, outcome: Outcome, tally: _Tally) -> tuple[str, str | None, datetime | None]:
-        now = self.clock.now()
-        status, error, next_at = self._decide(row, outcome, now)
-        with self._write_lock:
-            recorded = record_outcome(self.store, row.id, row.attempts, status=status, now=now, error=error,
-                                      errcode=outcome.errcode, msgid=outcome.msgid,
-                                      response_code=outcome.response_code, next_attempt_at=next_at)
+    def _record(self, result: _Result, tally: _Tally) -> str:
+        row, outcome = result.row, result.outcome or Outcome("retry")
+        recorded = record_outcome(self.store, row.id, row.attempts, status=result.status, now=self.clock.now(),
+                                  error=result.error, errcode=outcome.errcode, msgid=outcome.msgid,
+                                  response_code=outcome.response_code, next_attempt_at=result.next_at)
         if not recorded:
             log.warning("发送结果未记录：%s 的第 %d 次尝试已被更新的尝试取代", row.key, row.attempts)
             tally.add("stale", row.key)
-            return "stale", error, None
-        self._log_send(row, status, error)
-        tally.add(status, row.key)
-        if status != "retry":
-            with self._deferrals_lock:
+            return "stale"
+        with self._deferrals_lock:
+            if result.deferral:
+                self._deferrals[row.id] += 1
+            elif result.status != "retry":
                 self._deferrals.pop(row.id, None)
-        return status, error, next_at
+        if result.deferral:
+            log.debug("%s deferred to %s: %s", row.key, result.next_at, result.error)
+            tally.add("deferred", row.key)
+            return "deferred"
+        self._log_send(row, result.status, result.error)
+        tally.add(result.status, row.key)
+        return result.status
 
     def _decide(self, row: DeliveryRow, outcome: Outcome, now: datetime) -> tuple[str, str | None, datetime | None]:
         if outcome.status == "sent":
@@ -250,16 +281,6 @@ class Dispatcher:
     def _scaled(self, seconds: float) -> float:
         # WeCom's waits are in real minutes; benchmarks shrink the window and these with it.
         return seconds * self.window / 60.0
-
-    def _defer(self, row: DeliveryRow, at: datetime, reason: str, tally: _Tally) -> None:
-        with self._write_lock:
-            recorded = record_outcome(self.store, row.id, row.attempts, status="retry", now=self.clock.now(),
-                                      error=reason, next_attempt_at=at)
-        if recorded:
-            with self._deferrals_lock:
-                self._deferrals[row.id] += 1
-            log.debug("%s deferred to %s: %s", row.key, at.isoformat(), reason)
-        tally.add("deferred" if recorded else "stale", row.key)
 
     def _log_send(self, row: DeliveryRow, status: str, error: str | None) -> None:
         if status == "sent" and error:

@@ -58,10 +58,13 @@ def json_response(answer: dict[str, Any]) -> Response:
 
 
 class Simulator:
-    def __init__(self, settings: SimulatorSettings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: SimulatorSettings, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        """`clock` paces rate windows and token lifetimes; `wall_clock` stamps callbacks (tests move both)."""
         self.settings = settings
+        self.wall_clock = wall_clock
         self.world = World(settings, clock)
-        self.sender = CallbackSender(settings)
+        self.sender = CallbackSender(settings, wall_clock)
         self.url = ""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -216,7 +219,8 @@ class Simulator:
     def reply_as(self, userid: str, text: str) -> CallbackResult:
         with self.world.lock:
             msg_id = self.world.next_seq() + (int(time.time() * 1000) << 16)
-        xml = text_message_xml(self.settings.corp_id, userid, text, msg_id, self.settings.agent_id, int(time.time()))
+        xml = text_message_xml(self.settings.corp_id, userid, text, msg_id, self.settings.agent_id,
+                               int(self.wall_clock()))
         result = self.sender.post(xml)
         self._converse(userid, {"kind": "reply", "text": text, "msg_id": msg_id}, result)
         return result
@@ -227,7 +231,7 @@ class Simulator:
             code = app_api.issue_response_code(self.world, card["msgid"], [userid])
             card["card"]["clicked_key"] = key
         xml = card_event_xml(self.settings.corp_id, userid, task_id, key, card["template_card"]["card_type"], code,
-                             self.settings.agent_id, int(time.time()))
+                             self.settings.agent_id, int(self.wall_clock()))
         result = self.sender.post(xml)
         new_name = replace_name(result.reply_xml)
         with self.world.lock:

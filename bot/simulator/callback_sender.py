@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
@@ -66,7 +67,8 @@ class PassiveReply:
 
 
 class CallbackSender:
-    def __init__(self, settings: SimulatorSettings) -> None:
+    def __init__(self, settings: SimulatorSettings, wall_clock: Callable[[], float] = time.time) -> None:
+        self.wall_clock = wall_clock
         self.settings = settings
         self.key = base64.b64decode(settings.encoding_aes_key + "=")
 
@@ -74,7 +76,7 @@ class CallbackSender:
         return to_text(PrpCrypto(self.key).encrypt(plaintext, self.settings.corp_id))
 
     def signed_query(self, encrypt: str) -> dict[str, str]:
-        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+        timestamp, nonce = str(int(self.wall_clock())), str(secrets.randbelow(10**10))
         sig = signature(self.settings.callback_token, timestamp, nonce, encrypt)
         return {"msg_signature": sig, "timestamp": timestamp, "nonce": nonce}
 

@@ -1,0 +1,159 @@
+"""A study item and a meeting through the whole service: simulator ⇄ HTTP callback ⇄ scheduler ⇄ ledger."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from bot.cli import main
+from bot.clock import BEIJING, FakeClock
+from bot.config import load_settings
+from bot.demo import simulator_settings
+from bot.runtime import Runtime
+from bot.scheduler import Service
+from bot.server import create_app
+from bot.simulator import Simulator
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=BEIJING)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    """The simulator, and a service with its HTTP side, around one project folder."""
+
+    def __init__(self, project: Path, clock: FakeClock) -> None:
+        self.project, self.clock = project, clock
+        text = project.read_text(encoding="utf-8").replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+        project.write_text(text, encoding="utf-8")
+        self.sim = Simulator(simulator_settings(load_settings(project)), wall_clock=lambda: clock.now().timestamp())
+        url = self.sim.start()
+        project.write_text(project.read_text(encoding="utf-8").replace("http://127.0.0.1:9000", url),
+                           encoding="utf-8")
+        self.service: Service | None = None
+        self.server = None
+
+    def start(self) -> Service:
+        runtime = Runtime(self.project, self.clock)
+        self.service = Service(runtime, sleep=self.clock.advance, monotonic=lambda: self.clock.now().timestamp())
+        self.service.start_up()
+        settings = runtime.settings()
+        self.server = make_server(settings.server.host, settings.server.port, create_app(runtime), threaded=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.service
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
+        if self.service is not None:
+            self.service.stop()
+            self.service.runtime.close()
+            self.service = None
+
+    def at(self, moment: str) -> None:
+        self.clock.set(at(moment))
+        assert self.service is not None
+        self.service.cycle()
+
+
+@pytest.fixture
+def stack(project: Path) -> Iterator[Stack]:
+    built = Stack(project, FakeClock(at("2026-05-11 08:55")))
+    yield built
+    built.stop()
+    built.sim.stop()
+
+
+def texts(sim: Simulator, userid: str) -> list[str]:
+    return [json.dumps(m, ensure_ascii=False) for m in sim.user_messages(userid)]
+
+
+def eventually(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.02)
+
+
+def test_study_prompt_reply_button_nudge_and_overdue(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = stack.sim
+    stack.start()
+    stack.at("2026-05-11 09:00")
+    for user in ("zhangwei", "lina", "wangfang"):
+        assert sum("2026年第5期" in t for t in texts(sim, user)) == 1
+
+    # 张伟 replies in words; 李娜 clicks the card's button
+    answer = sim.reply_as("zhangwei", "第5期已学习")
+    assert answer.status == 200 and "已记录" in (answer.reply or "") and "2026年第5期" in answer.reply
+    card = next(m for m in sim.user_messages("lina") if m.get("msgtype") == "template_card")
+    task_id = card["template_card"]["task_id"]
+    clicked = sim.click_card("lina", task_id, "confirm:jsjy-2026-05")
+    assert clicked.status == 200 and "已记录" in (clicked.reply or "")
+    eventually(lambda: "已完成" in json.dumps(sim.user_messages("lina"), ensure_ascii=False))
+
+    stack.at("2026-05-20 09:00")   # 截止前2个工作日 09:00
+    assert not any("尚未确认完成" in t for t in texts(sim, "zhangwei") + texts(sim, "lina"))
+    assert sum("尚未确认完成" in t for t in texts(sim, "wangfang")) == 1
+
+    stack.at("2026-05-22 18:00")   # the deadline: the office hears who is missing
+    overdue = [t for t in texts(sim, "liming") if "学习逾期未完成情况" in t and "第5期" in t]
+    assert len(overdue) == 1 and "机关党支部" in overdue[0] and "第一党支部" not in overdue[0]
+
+    assert main(["--config", str(stack.project), "report", "--item", "jsjy-2026-05", "--json"]) == 0
+    rows = {r["branch"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["b1"]["status"] == "confirmed" and rows["b1"]["confirmed_by"] == "zhangwei"
+    assert rows["b1"]["confirmed_at"].startswith("2026-05-11T09:00")
+    assert rows["b2"]["status"] == "confirmed"
+    assert rows["b3"]["status"] == "missing" and rows["b3"]["confirmed_at"] is None
+
+
+def test_moving_an_announced_meeting_tells_its_group_once_across_restarts(stack: Stack) -> None:
+    sim, group = stack.sim, "第一党支部群"
+    stack.clock.set(at("2026-03-05 15:00"))
+    stack.start()
+    stack.at("2026-03-05 16:00")    # 提前1个工作日 16:00 for Friday 2026-03-06 14:30
+    reminders = [m for m in sim.group_messages(group) if "第一党支部支委会" in json.dumps(m, ensure_ascii=False)]
+    assert len(reminders) == 1
+    stack.stop()
+
+    meetings = stack.project.parent / "schedules" / "meetings.yaml"
+    text = meetings.read_text(encoding="utf-8")
+    meetings.write_text(text.replace("    exceptions:\n      - move: 2026-10-02", "    exceptions:\n"
+                                     "      - move: 2026-03-06\n        to: 2026-03-10 15:00\n"
+                                     "      - move: 2026-10-02", 1), encoding="utf-8")
+    for moment in ("2026-03-05 17:00", "2026-03-05 17:05"):
+        stack.start()               # a restart after the change, and another one
+        stack.at(moment)
+        stack.stop()
+    changes = [json.dumps(m, ensure_ascii=False) for m in sim.group_messages(group)]
+    changes = [t for t in changes if "会议变更通知" in t]
+    assert len(changes) == 1
+    assert "3月6日（周五）14:30" in changes[0] and "3月10日（周二）15:00" in changes[0]
+
+    stack.start()
+    stack.at("2026-03-10 08:00")    # 当天 08:00: the reminder follows the meeting
+    today = [json.dumps(m, ensure_ascii=False) for m in sim.group_messages(group)]
+    assert sum("第一党支部支委会" in t and "3月10日（周二）15:00" in t and "会议提醒" in t for t in today) == 1
+    assert not any("3月6日（周五）14:30—" in t for t in today[1:])
+
+
+def test_time_moves_without_sleeping() -> None:
+    clock = FakeClock(at("2026-05-11 08:55"))
+    before = time.monotonic()
+    clock.advance(timedelta(days=30))
+    assert clock.now() == at("2026-06-10 08:55") and time.monotonic() - before < 1

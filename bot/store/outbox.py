@@ -207,10 +207,15 @@ def _new_row(delivery: NewDelivery, now: datetime) -> dict[str, Any]:
     }
 
 
+UNPLANNED_RULES = ("manual", "alert")
+
+
 def _cancel_vanished(session: Session, wanted: dict[str, NewDelivery], window_start: datetime,
                      window_end: datetime, now: datetime) -> int:
+    # Messages sent by hand and alerts were never part of the plan: a re-plan leaves them alone.
     in_window = select(TABLE.c.id, TABLE.c.key).where(
-        TABLE.c.status == "pending", TABLE.c.due_at >= window_start, TABLE.c.due_at < window_end)
+        TABLE.c.status == "pending", TABLE.c.due_at >= window_start, TABLE.c.due_at < window_end,
+        TABLE.c.rule.not_in(UNPLANNED_RULES), TABLE.c.kind != "alert")
     ids = [row.id for row in session.execute(in_window).all() if row.key not in wanted]
     cancelled = 0
     for batch in _chunks(ids):

@@ -32,9 +32,10 @@ from bot.web.auth import create_admin  # noqa: E402
 GROUPS = 100
 GOAL_MS = 200
 NOW = datetime(2026, 11, 16, 9, 0, tzinfo=BEIJING)
-PAGES = ["/admin/", "/admin/templates", "/admin/templates/holiday_integrity", "/admin/plan",
-         "/admin/deliveries", "/admin/deliveries?status=failed&kind=meeting_reminder", "/admin/deliveries?page=500",
-         "/admin/ledger?year=2026", "/admin/calendars", "/admin/audit"]
+PAGES = ["/admin/", "/admin/templates", "/admin/templates/holiday_integrity", "/admin/plan", "/admin/plan?page=2",
+         "/admin/plan?days=366&page=27", "/admin/deliveries", "/admin/deliveries?status=failed&kind=meeting_reminder",
+         "/admin/deliveries?page=500", "/admin/ledger?year=2026", "/admin/ledger?year=2026&page=5",
+         "/admin/calendars", "/admin/audit"]
 
 
 def big_config(text: str) -> str:

@@ -70,36 +70,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
-    """Run the scheduler and the HTTP server until SIGTERM or SIGINT."""
+    """Run the scheduler and the HTTP server until SIGTERM or SIGINT, then stop cleanly."""
     from waitress import create_server
 
     from bot.scheduler import Service
     from bot.server import create_app
 
     settings = runtime.settings()
-    service = Service(runtime)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _frame: stop.set())
     server = create_server(create_app(runtime), host=settings.server.host, port=settings.server.port,
                            threads=8, ident="wecom-reminder")
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("收到信号 %s，正在停止……", signum)
-        stop.set()
-        server.close()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
-    service.start()
-    log.info("服务已启动：回调 http://%s/wecom/callback ，管理后台 http://%s/admin", settings.server.listen,
-             settings.server.listen)
-    if ready:
-        ready.set()
+    service = Service(runtime)
     try:
-        server.run()
-    except OSError:
-        if not stop.is_set():
-            raise
+        service.start()
+        # The HTTP server runs beside the main thread, which only waits: a signal that arrives
+        # during start-up or at any later moment is handled the same way.
+        web = threading.Thread(target=server.run, name="http", daemon=True)
+        web.start()
+        log.info("服务已启动：回调 http://%s/wecom/callback ，管理后台 http://%s/admin", settings.server.listen,
+                 settings.server.listen)
+        if ready:
+            ready.set()
+        stop.wait()
+        log.info("正在停止……")
     finally:
+        server.close()
         service.stop()
         runtime.close()
         log.info("服务已停止")

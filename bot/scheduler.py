@@ -94,10 +94,12 @@ class Service:
         self._wake_now()
 
     def stop(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=True)  # lets a dispatch pass in flight record its outcomes
-            self.scheduler = None
-        self.dispatcher.close()
+        scheduler, self.scheduler = self.scheduler, None  # from here on, no job schedules a wake-up
+        if scheduler is not None:
+            # Not wait=True: a job adding its next wake-up needs the lock a waiting shutdown holds.
+            scheduler.shutdown(wait=False)
+        with self._work_lock:  # a dispatch pass in flight records its outcomes first
+            self.dispatcher.close()
 
     def _watch(self) -> None:
         with self._work_lock:

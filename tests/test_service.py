@@ -115,3 +115,22 @@ def test_a_broken_config_change_keeps_the_last_good_state(project: Path, simulat
     finally:
         service.stop()
         service.runtime.close()
+
+
+def test_a_broken_meeting_calendar_keeps_the_last_good_one(project: Path, simulator: Simulator) -> None:
+    clock = FakeClock(at("2026-03-05 15:00"))
+    service = start_service(project, clock)
+    meetings = project.parent / "schedules" / "meetings.yaml"
+    try:
+        meetings.write_text(meetings.read_text(encoding="utf-8").replace("duration: 90m", "duration: 九十分钟", 1),
+                            encoding="utf-8")
+        service.cycle()
+        error = service.runtime.last_reload_error or ""
+        assert "meetings.yaml" in error and "第" in error and "处理办法" in error
+        clock.set(at("2026-03-05 16:00"))
+        service.cycle()
+        sent = [m for m in simulator.group_messages("第一党支部群") if "第一党支部支委会" in str(m)]
+        assert len(sent) == 1
+    finally:
+        service.stop()
+        service.runtime.close()

@@ -1,19 +1,23 @@
-"""The study ledger (学习台账): items × branches, exports, and confirmations recorded by hand."""
+"""The study ledger (学习台账): items × branches (20 branches a page), complete exports, and
+confirmations recorded by hand."""
 
 from __future__ import annotations
 
 import io
 import logging
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import abort, redirect, render_template, request, send_file, url_for
+from flask import abort, g, redirect, render_template, request, send_file, url_for
 
-from bot.web.common import actor, console, notice, now, parse_int, record, runtime, settings
+from bot.web.common import actor, console, notice, now, page_of, parse_int, record, runtime, settings
 
 log = logging.getLogger(__name__)
+BRANCHES_PER_PAGE = 20
 STATUS = {"confirmed": "已确认", "late": "逾期确认", "pending": "待确认", "missing": "未完成"}
 NOT_READY = "学习台账功能尚未就绪（bot.ledger / bot.reports 未安装），暂时无法显示。请联系技术人员。"
 NO_STUDIES = "尚未配置学习内容（schedules/studies.yaml 不存在），台账为空。"
@@ -39,14 +43,41 @@ def _rows(ledger: Any, year: int) -> list[Any]:
     return ledger.report_rows(runtime().store, settings(), runtime().studies(), now(), year=year)
 
 
-def matrix(rows: list[Any]) -> tuple[list[Any], list[tuple[str, str]], dict[tuple[str, str], Any]]:
-    """(items in order, branches (id, name) in config order, (item, branch) → row)."""
-    items: dict[str, Any] = {}
-    for row in rows:
-        items.setdefault(row.item, row)
+@dataclass(frozen=True)
+class Cell:
+    status: str
+    label: str
+    detail: str          # '05-20 10:00' or '05-20 10:00 补录'
+    confirm_url: str | None
+
+
+def branch_columns(rows: list[Any]) -> list[tuple[str, str]]:
+    """The branches (id, name) the rows cover, in config order."""
     present = {row.branch for row in rows}
-    branches = [(b.id, b.name) for b in settings().organisation.branches if b.id in present]
-    return list(items.values()), branches, {(r.item, r.branch): r for r in rows}
+    return [(b.id, b.name) for b in settings().organisation.branches if b.id in present]
+
+
+def matrix(rows: list[Any], branch_ids: list[str], page: int) -> list[tuple[Any, list[Cell | None]]]:
+    """One line per item: (its first row, a cell per branch of the page, in column order)."""
+    shown = set(branch_ids)
+    lines: dict[str, tuple[Any, dict[str, Cell]]] = {}
+    base = url_for("console.ledger_confirm_form")
+    can_change = g.user.can_change
+    for row in rows:
+        line = lines.setdefault(row.item, (row, {}))
+        if row.branch in shown:
+            url = None
+            if row.confirmed_at is None and can_change:
+                url = f"{base}?{urlencode({'item': row.item, 'branch': row.branch, 'page': page})}"
+            line[1][row.branch] = Cell(row.status, STATUS[row.status], _detail(row), url)
+    return [(first, [cells.get(b) for b in branch_ids]) for first, cells in lines.values()]
+
+
+def _detail(row: Any) -> str:
+    if row.confirmed_at is None:
+        return ""
+    at = row.confirmed_at.astimezone(settings().zone)
+    return f"{at:%m-%d %H:%M}{' 补录' if row.source == 'manual' else ''}"
 
 
 @console.get("/ledger")
@@ -57,11 +88,12 @@ def ledger_page() -> Any:
     ledger, reports = modules
     year = parse_int(request.args.get("year"), now().year, 2000, 2100)
     rows = _rows(ledger, year)
-    items, branches, cells = matrix(rows)
-    summary = reports.summarize(rows)
-    return render_template("ledger.html", unavailable=None, year=year, years=_years(schedule), items=items,
-                           branches=branches, cells=cells, labels=STATUS, summary=summary,
-                           percent=reports.percent)
+    branches = branch_columns(rows)
+    page = page_of(request.args.get("page"), len(branches), BRANCHES_PER_PAGE)
+    shown = branches[page.offset:page.offset + page.size]
+    lines = matrix(rows, [b for b, _ in shown], page.number)
+    return render_template("ledger.html", unavailable=None, year=year, years=_years(schedule), lines=lines,
+                           branches=shown, page=page, summary=reports.summarize(rows))
 
 
 @console.get("/ledger/export.<fmt>")
@@ -108,7 +140,17 @@ def ledger_confirm_form() -> Any:
         abort(409, NOT_READY)
     item, branch = _item_and_branch(request.args)
     return render_template("ledger_confirm.html", item=item, branch=branch, error=None, reason="",
-                           by=branch.secretary.name, at=now().strftime("%Y-%m-%dT%H:%M"))
+                           by=branch.secretary.name, at=now().strftime("%Y-%m-%dT%H:%M"), page=_branch_page(), back=_back(item))
+
+
+def _branch_page() -> int:
+    """The page of branches the administrator came from (carried through the form)."""
+    return parse_int(request.values.get("page"), 1)
+
+
+def _back(item: Any) -> str:
+    year = item.publish_at.astimezone(settings().zone).year
+    return url_for("console.ledger_page", year=year, page=_branch_page())
 
 
 def _parse_moment(text: str) -> datetime | None:
@@ -142,15 +184,14 @@ def ledger_confirm() -> Any:
     error = _form_error(reason, by, at)
     if error:
         return render_template("ledger_confirm.html", item=item, branch=branch, error=error, reason=reason,
-                               by=by, at=request.form.get("at", "")), 422
+                               by=by, at=request.form.get("at", ""), page=_branch_page(), back=_back(item)), 422
     result = modules[0].confirm(runtime().store, item.id, branch.id, by, at, "manual", note=reason,
                                 recorded_by=actor(), deadline=item.deadline)
-    year = item.publish_at.astimezone(settings().zone).year
     if not result.created:
         notice(f"{branch.name}已于 {result.confirmed_at:%Y-%m-%d %H:%M} 确认“{item.title}”，未作更改。", "info")
-        return redirect(url_for("console.ledger_page", year=year))
+        return redirect(_back(item))
     record("补录学习确认", f"{item.title} · {branch.name}", before="未确认",
            after=f"{by} {at:%Y-%m-%d %H:%M} 确认{'（逾期）' if result.late else ''}；原因：{reason}")
     runtime().request_replan()  # the branch's pending nudges are no longer needed
     notice(f"已补录{branch.name}对“{item.title}”的学习确认。", "success")
-    return redirect(url_for("console.ledger_page", year=year))
+    return redirect(_back(item))

@@ -121,13 +121,21 @@ def test_restore_the_default(page: Any) -> None:
 def test_skip_a_planned_occurrence(page: Any) -> None:
     page.goto("/admin/plan")
     shot(page, "plan")
+    page.click("text=下一页")
+    page.click("text=下一页")
     article = page.locator("article", has_text="节前廉洁提醒").first
+    expect(article.locator("details.targets summary")).to_contain_text("第一党支部群 等 3 个对象")
+    expect(article.locator("a", has_text="跳过").first).to_be_hidden()       # until the targets are expanded
+    article.locator("details.targets summary").click()
+    shot(page, "plan-targets")
     article.locator("a", has_text="跳过").first.click()
     page.wait_for_selector("#confirm-action")
     page.click("#confirm-action")
     page.wait_for_selector(".alert.success")
     assert "已跳过" in page.locator(".alert.success").inner_text()
-    assert page.locator("article", has_text="节前廉洁提醒").first.locator(".tag.s-skipped").count() == 1
+    article = page.locator("article", has_text="节前廉洁提醒").first      # back on the page that shows it
+    expect(article.locator("details.targets summary")).to_contain_text("已跳过 1")
+    assert article.locator(".tag.s-skipped").count() == 1
 
 
 def test_export_the_ledger(page: Any, tmp_path: Path) -> None:
@@ -146,7 +154,8 @@ def test_script_in_names_is_shown_as_text(page: Any) -> None:
     assert SCRIPT in page.locator("table.matrix thead").inner_text()
     page.goto("/admin/templates")
     assert SCRIPT in page.locator("table.grid").inner_text()
-    page.goto("/admin/plan")
+    for number in range(1, 8):
+        page.goto(f"/admin/plan?page={number}")
     assert page.dialogs == []
 
 

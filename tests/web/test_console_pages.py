@@ -37,11 +37,35 @@ def test_overview_shows_counts_and_reload_error(admin, runtime) -> None:
 # ---- plan -----------------------------------------------------------------------------------
 
 def test_plan_groups_by_day_and_hides_webhook_keys(admin, runtime) -> None:
-    page = admin.get("/admin/plan").get_data(as_text=True)
+    page = admin.get("/admin/plan?page=3").get_data(as_text=True)        # 8 to 21 June
     assert "2026年6月18日（周四）" in page and "第一党支部群" in page and "节前廉洁提醒" in page
-    for target in runtime.settings().targets.values():
-        if hasattr(target, "key"):
-            assert target.key.get_secret_value() not in page
+    keys = [t.key.get_secret_value() for t in runtime.settings().targets.values() if hasattr(t, "key")]
+    for number in range(1, 8):
+        page = admin.get(f"/admin/plan?page={number}").get_data(as_text=True)
+        assert not any(key in page for key in keys)
+
+
+def test_plan_is_paged_a_fortnight_at_a_time(admin) -> None:
+    first = admin.get("/admin/plan").get_data(as_text=True)
+    assert "本页 2026-05-11 至 2026-05-24" in first and "共 91 天，第 1/7 页" in first
+    assert "2026年6月18日" not in first and "page=2&amp;days=90" in first
+    last = admin.get("/admin/plan?page=999").get_data(as_text=True)
+    assert "本页 2026-08-03 至 2026-08-09" in last and "第 7/7 页" in last
+    assert "第 1/3 页" in admin.get("/admin/plan?days=30&page=x").get_data(as_text=True)
+
+
+def test_plan_shows_an_occurrence_once_with_its_targets_summarised(admin) -> None:
+    page = admin.get("/admin/plan?page=3").get_data(as_text=True)
+    article = page[page.index("节前廉洁提醒"):]
+    article = article[:article.index("</article>")]
+    assert article.count("<pre class=\"preview\">") == 1
+    assert "发送对象：第一党支部群 等 3 个对象" in article and "（未写入发件箱 3）" in article
+    assert article.count(">跳过</a>") == 3 and article.count(">立即发送</a>") == 3
+
+
+def test_reader_sees_the_plan_without_actions(reader) -> None:
+    page = reader.get("/admin/plan?page=3").get_data(as_text=True)
+    assert "节前廉洁提醒" in page and ">跳过</a>" not in page and ">立即发送</a>" not in page
 
 
 @pytest.mark.parametrize("key", [HOLIDAY_KEY, STUDY_KEY], ids=["beyond-horizon", "within-horizon"])
@@ -55,7 +79,18 @@ def test_skip_after_confirmation(admin, runtime, key: str) -> None:
     assert recent(runtime.store)[0].action == "跳过计划消息"
     runtime.replan()
     assert row_of(runtime, key).status == "skipped"        # re-planning does not bring it back
-    assert "已跳过" in admin.get("/admin/plan").get_data(as_text=True)
+    page = admin.get(response.headers["Location"]).get_data(as_text=True)   # the page that shows it
+    assert "已跳过该消息" in page and "已跳过 1" in page
+
+
+@pytest.mark.parametrize("day", ["2026-06-18", "2026-05-12", "2027-01-01", "bad"],
+                         ids=["its-day", "wrong-day", "out-of-range", "not-a-date"])
+def test_action_finds_the_message_whatever_day_the_form_says(admin, runtime, day: str) -> None:
+    confirm = admin.get("/admin/plan/confirm", query_string={"key": HOLIDAY_KEY, "action": "skip", "day": day})
+    assert confirm.status_code == 200 and 'name="day" value="2026-06-18"' in confirm.get_data(as_text=True)
+    response = post(admin, "/admin/plan/action", {"key": HOLIDAY_KEY, "action": "skip", "day": day})
+    assert response.status_code == 302 and "page=3" in response.headers["Location"]
+    assert row_of(runtime, HOLIDAY_KEY).status == "skipped"
 
 
 def test_skip_touches_only_that_target(admin, runtime) -> None:
@@ -81,6 +116,8 @@ def test_send_now_of_an_existing_pending_row(admin, runtime, clock) -> None:
 
 def test_unknown_key_is_not_found(admin) -> None:
     assert post(admin, "/admin/plan/action", {"key": "no|such|key", "action": "skip"}).status_code == 404
+    form = {"key": "no|such|key", "action": "skip", "day": "2026-06-18"}
+    assert post(admin, "/admin/plan/action", form).status_code == 404
 
 
 # ---- deliveries -----------------------------------------------------------------------------
@@ -136,6 +173,55 @@ def test_failed_delivery_shows_the_error_without_secrets_and_can_be_retried(admi
 def test_ledger_matrix(admin) -> None:
     page = admin.get("/admin/ledger?year=2026").get_data(as_text=True)
     assert "第一党支部" in page and "《警示教育通报》2026年第1期" in page and "未完成" in page
+
+
+def many_branches(text: str) -> str:
+    """25 branches: the example's three and 22 more, each with its secretary."""
+    extra = "".join(f"    - id: x{n}\n      name: 第{n}支部\n      secretary: {{userid: sx{n}, name: 书记{n}}}\n"
+                    for n in range(4, 26))
+    return text.replace("      group: b3_group\n", "      group: b3_group\n" + extra, 1)
+
+
+@pytest.fixture
+def big_ledger(tmp_path, clock):
+    rt = make_runtime(tmp_path, clock, many_branches)
+    client = make_app(rt).test_client()
+    from conftest import ADMIN, login
+    login(client, *ADMIN)
+    yield rt, client
+    rt.close()
+
+
+def test_ledger_pages_branches_and_exports_them_all(big_ledger) -> None:
+    runtime, client = big_ledger
+    first = client.get("/admin/ledger?year=2026").get_data(as_text=True)
+    assert "共 25 个支部，第 1/2 页" in first and "第一党支部" in first and "第20支部" in first
+    assert "第21支部" not in first
+    second = client.get("/admin/ledger?year=2026&page=2").get_data(as_text=True)
+    assert "第21支部" in second and "第25支部" in second and "第一党支部" not in second
+    assert "branch=x25&amp;page=2" in second                              # the way back to this page
+    csv = client.get("/admin/ledger/export.csv?year=2026").data.decode("utf-8-sig")
+    assert "第一党支部" in csv and "第25支部" in csv
+    book = openpyxl.load_workbook(io.BytesIO(client.get("/admin/ledger/export.xlsx?year=2026").data))
+    names = {c.value for row in book["学习台账"].iter_rows() for c in row}
+    assert {"第一党支部", "第21支部", "第25支部"} <= names
+
+
+def test_manual_confirmation_returns_to_the_same_page_of_branches(big_ledger) -> None:
+    runtime, client = big_ledger
+    form = client.get("/admin/ledger/confirm?item=jsjy-2026-01&branch=x25&page=2").get_data(as_text=True)
+    assert 'name="page" value="2"' in form and "year=2026&amp;page=2" in form
+    data = {"item": "jsjy-2026-01", "branch": "x25", "by": "书记25", "at": "2026-01-20T10:00",
+            "reason": "线下集中学习", "page": "2"}
+    response = post(client, "/admin/ledger/confirm", data)
+    assert response.status_code == 302 and response.headers["Location"].endswith("year=2026&page=2")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "01-20 10:00 补录" in page
+
+
+def test_reader_sees_the_ledger_without_manual_confirmation(reader) -> None:
+    page = reader.get("/admin/ledger?year=2026").get_data(as_text=True)
+    assert "未完成" in page and "补录确认" not in page
 
 
 def test_ledger_exports_a_valid_xlsx(admin) -> None:

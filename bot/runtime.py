@@ -178,7 +178,8 @@ class Runtime:
 
     def plan_state(self) -> PlanState:
         with self.store.session(readonly=True) as session:
-            confirmed = {(c.item, c.branch) for c in session.scalars(select(Confirmation))}
+            confirmed = {(item, branch) for item, branch in session.execute(
+                select(Confirmation.item, Confirmation.branch))}
         return PlanState(confirmed=frozenset(confirmed), announced=announced_meetings(self.store, self.clock.now()))
 
     def build_plan(self, start: date, end: date) -> Plan:

@@ -157,9 +157,13 @@ class Dispatcher:
         """Lanes send in the pool; this thread records each result as it comes (SQLite has one writer,
         and writers queuing on its busy timeout sleep in growing steps)."""
         results: queue.SimpleQueue[_Result | None] = queue.SimpleQueue()
-        lanes = [lane for lane in (self._paced(lane, tally) for lane in _lanes(rows)) if lane]
+        paced = [self._paced(lane) for lane in _lanes(rows)]
+        lanes = [keep for keep, _ in paced if keep]
         for lane in lanes:
             self.pool.submit(self._run_lane, lane, results)
+        for _, deferred in paced:  # written while the lanes already send
+            for result in deferred:
+                self._record(result, tally)
         problems, open_lanes = [], len(lanes)
         while open_lanes:
             result = results.get()
@@ -169,17 +173,17 @@ class Dispatcher:
                 problems.append(_Problem(result.row, result.status, result.error))
         return problems
 
-    def _paced(self, lane: list[DeliveryRow], tally: _Tally) -> list[DeliveryRow]:
-        """The part of a robot's lane its window allows now; the rest deferred to their slots."""
+    def _paced(self, lane: list[DeliveryRow]) -> tuple[list[DeliveryRow], list[_Result]]:
+        """The part of a robot's lane its window allows now, and the rest deferred to their slots."""
         key = lane[0].recipients.get("webhook_key")
         if key is None or self.settings.wecom is None:
-            return lane
+            return lane, []
         now_mono, now = self.limiter.now(), self.clock.now()
         starts = self.limiter.schedule(key, len(lane))
-        keep = [row for row, at in zip(lane, starts) if at <= now_mono + self.wait_horizon]
-        for row, at in list(zip(lane, starts))[len(keep):]:
-            self._record(_Result(row, "retry", DEFERRED, now + timedelta(seconds=at - now_mono)), tally)
-        return keep
+        keep = [row for row, at in zip(lane, starts, strict=True) if at <= now_mono + self.wait_horizon]
+        deferred = [_Result(row, "retry", DEFERRED, now + timedelta(seconds=at - now_mono))
+                    for row, at in list(zip(lane, starts, strict=True))[len(keep):]]
+        return keep, deferred
 
     def _run_lane(self, lane: list[DeliveryRow], results: queue.SimpleQueue[_Result | None]) -> None:
         try:

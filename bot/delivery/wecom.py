@@ -336,18 +336,19 @@ _default_session = requests.Session()
 
 
 def app_for(settings: Settings, session: requests.Session | None = None) -> WeComApp:
-    """The app client for these settings and session, kept so its access token is reused."""
+    """The app client for these settings, kept so its access token is reused across dispatchers."""
     wecom = settings.wecom
     if wecom is None:
         raise DeliveryError("未配置企业微信应用（wecom），无法发送应用消息。处理办法：在配置文件中填写 wecom 一节")
     session = session or _default_session
     timeout = settings.delivery.request_timeout.total_seconds()
-    cache_key = (wecom.api_base, wecom.corp_id, wecom.secret.get_secret_value(), wecom.agent_id, timeout,
-                 id(session))
+    cache_key = (wecom.api_base, wecom.corp_id, wecom.secret.get_secret_value(), wecom.agent_id, timeout)
     with _apps_lock:
         app = _apps.get(cache_key)
-        if app is None or app.client._http is not session:
+        if app is None:
             app = _apps[cache_key] = WeComApp(wecom, session, timeout)
+        # One app, one token, whichever session (connection pool) carries the call.
+        app.client._http = session
         return app
 
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+
+from delivery_fakes import (
+    APP_SEND,
+    ROBOT_SEND,
+    delivery,
+    enqueue,
+    make_settings,
+    robot_key,
+    run_until_settled,
+    wait_for,
+)
 
 from bot.clock import FakeClock
 from bot.delivery.dispatcher import AMBIGUOUS, NUDGE_CONFIRMED, Dispatcher, deliver_now
@@ -13,10 +23,7 @@ from bot.simulator import Simulator
 from bot.store.db import Store
 from bot.store.models import Confirmation
 from bot.store.outbox import claim_due, get_delivery, list_deliveries, record_outcome
-from tests.delivery.conftest import delivery, enqueue, make_settings, robot_key
 
-ROBOT_SEND = "/cgi-bin/webhook/send"
-APP_SEND = "/cgi-bin/message/send"
 MakeDispatcher = Callable[..., Dispatcher]
 
 
@@ -26,25 +33,6 @@ def rows_of(store: Store, **filters: Any) -> list[Any]:
 
 def only(store: Store, key: str) -> Any:
     return next(row for row in rows_of(store) if row.key == key)
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def run_until_settled(dispatcher: Dispatcher, clock: FakeClock, passes: int = 50) -> None:
-    """Dispatch, then move the fake clock to the next due row, until nothing is left to do."""
-    for _ in range(passes):
-        dispatcher.dispatch_due()
-        due = dispatcher.next_due_at()
-        if due is None:
-            return
-        if due > clock.now():
-            clock.set(due)
-    raise AssertionError("the outbox did not settle")
 
 
 def test_one_message_to_thirty_robots_and_app_users_arrives_exactly_once(

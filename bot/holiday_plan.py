@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.calendars.holidays import HolidayCalendar, HolidayPeriod
-from bot.calendars.lunar import festival_date
 from bot.config import HolidayRule, Settings
 from bot.occurrence import Occurrence
 from bot.templates import cn_date
@@ -59,6 +58,7 @@ def _statutory_occurrences(rule: HolidayRule, settings: Settings, calendar: Holi
 
 def _festival_occurrences(rule: HolidayRule, settings: Settings, calendar: HolidayCalendar,
                           start: date, end: date) -> Iterator[Occurrence]:
+    from bot.calendars.lunar import festival_date  # lunar_python only when a rule names a festival
     for year in range(start.year, end.year + 2):
         for festival in rule.festivals or ():
             day_of = festival_date(festival, year)

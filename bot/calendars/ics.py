@@ -20,11 +20,14 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import icalendar
-import recurring_ical_events
+from typing import TYPE_CHECKING
+
 import requests
 
 from bot.clock import BEIJING
+
+if TYPE_CHECKING:  # loaded only when a calendar is read: most deployments have no .ics
+    import icalendar
 from bot.errors import ScheduleError
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ class FetchResult:
 
 def parse_ics(text: str, source: str) -> icalendar.Calendar:
     """The calendar in ``text``; ScheduleError naming ``source``, the line and the fix if broken."""
+    import icalendar
     try:
         calendar = icalendar.Calendar.from_ical(text)
     except ValueError as exc:
@@ -73,6 +77,7 @@ def parse_ics(text: str, source: str) -> icalendar.Calendar:
 
 def ics_events(text: str, source: str, start: date, end: date) -> list[IcsEvent]:
     """Every occurrence starting between start and end (both included), ordered by start."""
+    import recurring_ical_events
     calendar = parse_ics(text, source)
     cancelled_all = str(calendar.get("METHOD", "")).upper() == "CANCEL"
     try:

@@ -145,3 +145,9 @@ def test_sqlite_write_sessions_take_the_lock_up_front(tmp_path: Path) -> None:
         session.execute(text("SELECT 1"))
         assert not can_write_now(store)
     store.close()
+
+
+def test_head_revision_constant_matches_the_migrations() -> None:
+    """open_store skips loading Alembic when the database is at HEAD_REVISION: it must be the real head."""
+    from bot.store.db import HEAD_REVISION
+    assert HEAD_REVISION == head_revision()

@@ -133,6 +133,9 @@ class Runtime:
     def loaded(self) -> Loaded:
         return self._loaded
 
+    def has_remote_calendars(self) -> bool:
+        return any(source.url for source in getattr(self._loaded.meetings, "calendars", ()) or ())
+
     def templates(self) -> TemplateLibrary:
         """The shipped templates with the console's edits ahead of them.
 

@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 
 from bot.clock import BEIJING
+from bot.delivery.alerts import raise_alert
 from bot.delivery.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.store.db import Store
@@ -57,6 +58,18 @@ class Service:
         self.runtime.replan()
         release_orphaned_sends(self.runtime.store, self.runtime.clock.now())
         self.recover()
+        self.alert_input_problems()
+
+    def alert_input_problems(self) -> None:
+        """Tell the administrators, once a day per problem, of a refused file or an unreachable calendar."""
+        runtime, now = self.runtime, self.runtime.clock.now()
+        day = f"{now.month}月{now.day}日"
+        if runtime.last_reload_error:
+            raise_alert(runtime.store, runtime.settings(), now, f"配置或日程文件有误，未生效（{day}）",
+                        [runtime.last_reload_error], "按提示修改该文件；修改正确前，服务继续使用上一次正确的版本", [])
+        if runtime.loaded().ics_errors:
+            raise_alert(runtime.store, runtime.settings(), now, f"会议日历获取失败（{day}）",
+                        list(runtime.loaded().ics_errors), "已继续使用上一次成功获取的日历；请检查日历地址能否访问", [])
 
     def recover(self) -> None:
         settings = self.runtime.settings()
@@ -78,7 +91,11 @@ class Service:
         self._schedule_wake()
 
     def replan(self) -> None:
+        """Every few minutes: fetch remote calendars again (cheap with ETags), then re-plan."""
         with self._work_lock:
+            if self.runtime.has_remote_calendars():
+                self.runtime.reload()
+                self.alert_input_problems()
             self.runtime.replan()
 
     # ---- APScheduler ------------------------------------------------------------------------
@@ -109,6 +126,8 @@ class Service:
     def _apply_file_changes(self) -> bool:
         """A changed config, schedule or template: new dispatcher settings and a re-plan."""
         if not self.runtime.reload_if_changed():
+            if self.runtime.last_reload_error:
+                self.alert_input_problems()
             return False
         self.dispatcher.close()
         self.dispatcher = self._new_dispatcher()

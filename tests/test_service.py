@@ -111,7 +111,10 @@ def test_a_broken_config_change_keeps_the_last_good_state(project: Path, simulat
         assert re.search(r"第 \d+ 行.*holidayz", service.runtime.last_reload_error)
         clock.advance(timedelta(minutes=10))
         service.cycle()
+        service.cycle()
         assert all(len(holiday_notices(simulator, key)) == 1 for key in GROUP_KEYS)
+        alerts = [m for m in simulator.user_messages("liming") if "配置或日程文件有误" in str(m)]
+        assert len(alerts) == 1 and "holidayz" in str(alerts[0])   # told once, not at every cycle
     finally:
         service.stop()
         service.runtime.close()
@@ -134,3 +137,48 @@ def test_a_broken_meeting_calendar_keeps_the_last_good_one(project: Path, simula
     finally:
         service.stop()
         service.runtime.close()
+
+
+def test_an_unreachable_calendar_url_keeps_the_last_good_copy_and_alerts_once(
+        project: Path, simulator: Simulator) -> None:
+    import http.server
+    import threading
+
+    body = (Path(__file__).parent / "fixtures" / "ics" / "google.ics").read_bytes()
+    state = {"fail": False}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if state["fail"]:
+                self.send_response(503)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/calendar; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    meetings = project.parent / "schedules" / "meetings.yaml"
+    url = f"http://127.0.0.1:{server.server_address[1]}/party.ics"
+    meetings.write_text(meetings.read_text(encoding="utf-8").replace(
+        "calendars: []", f"calendars:\n  - url: {url}\n    kind: 中心组学习\n    to: [office]\n"), encoding="utf-8")
+    clock = FakeClock(at("2026-03-09 08:00"))     # 青年理论学习小组 on Tuesday 2026-03-10 15:00
+    service = start_service(project, clock)
+    try:
+        state["fail"] = True
+        service.replan()
+        service.cycle()
+        alerts = [m for m in simulator.user_messages("liming") if "会议日历获取失败" in str(m)]
+        assert len(alerts) == 1
+        clock.set(at("2026-03-09 16:00"))           # 提前1个工作日 16:00, from the last good copy
+        service.cycle()
+        assert any("青年理论学习小组" in str(m) for m in simulator.user_messages("liming"))
+    finally:
+        service.stop()
+        service.runtime.close()
+        server.shutdown()

@@ -44,7 +44,7 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
         log.warning("no admins.target configured; alert not sent: %s (%d lines)", title, len(lines))
         return 0
     message = render_alert(settings, title, lines, advice)
-    seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + title
+    seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + title + "\n".join(lines)
     occurrence = "alert:" + hashlib.sha256(seed.encode()).hexdigest()[:20]
     targets = settings.all_targets()
     planned = [_alert_delivery(name, targets[name], occurrence, message, now)

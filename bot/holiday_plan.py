@@ -52,7 +52,7 @@ def _statutory_occurrences(rule: HolidayRule, settings: Settings, calendar: Holi
             what = "假期结束后第一个工作日"
         reason = (f"规则 {rule.id}：{period.name}（{period.year}年）{cn_date(period.first_day)}至"
                   f"{cn_date(period.last_day)}放假，{what}{cn_date(day)}发送")
-        yield _occurrence(rule, settings, period.key, day, _period_context(period), reason,
+        yield _occurrence(rule, settings, period.key, day, period_context(period), reason,
                           provisional=not calendar.covers(day))
 
 
@@ -75,7 +75,8 @@ def _festival_occurrences(rule: HolidayRule, settings: Settings, calendar: Holid
                               provisional=not calendar.covers(day))
 
 
-def _period_context(period: HolidayPeriod) -> dict[str, Any]:
+def period_context(period: HolidayPeriod) -> dict[str, Any]:
+    """What a holiday template sees for a block (the plan and the console's previews alike)."""
     return {"name": period.name, "festivals": list(period.festivals),
             "first_day": period.first_day.isoformat(), "last_day": period.last_day.isoformat(),
             "days": period.days, "workdays": [d.isoformat() for d in period.workdays],

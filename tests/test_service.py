@@ -63,13 +63,18 @@ def test_each_group_gets_the_pre_holiday_notice_once_at_the_due_time(project: Pa
         service.runtime.close()
 
 
-def test_restart_within_the_grace_window_sends_late(project: Path, simulator: Simulator) -> None:
-    clock = FakeClock(at("2026-02-14 09:00"))
+def restart_after_downtime(project: Path, down_at: str, up_at: str) -> Service:
+    """Run the service at `down_at`, stop it, start it again at `up_at`."""
+    clock = FakeClock(at(down_at))
     first = start_service(project, clock)
     first.stop()
     first.runtime.close()
-    clock.set(at("2026-02-14 11:30"))           # down from 09:00 to 11:30; due at 10:00, grace 2 h
-    second = start_service(project, clock)
+    clock.set(at(up_at))
+    return start_service(project, clock)
+
+
+def test_restart_within_the_grace_window_sends_late(project: Path, simulator: Simulator) -> None:
+    second = restart_after_downtime(project, "2026-02-14 09:00", "2026-02-14 11:30")  # due 10:00, grace 2 h
     try:
         second.cycle()
         for key in GROUP_KEYS:
@@ -82,12 +87,7 @@ def test_restart_within_the_grace_window_sends_late(project: Path, simulator: Si
 
 
 def test_restart_after_the_grace_window_records_missed_and_alerts(project: Path, simulator: Simulator) -> None:
-    clock = FakeClock(at("2026-02-14 09:00"))
-    first = start_service(project, clock)
-    first.stop()
-    first.runtime.close()
-    clock.set(at("2026-02-14 12:30"))           # 2.5 h after the due time
-    second = start_service(project, clock)
+    second = restart_after_downtime(project, "2026-02-14 09:00", "2026-02-14 12:30")  # 2.5 h after due
     try:
         second.cycle()
         assert all(holiday_notices(simulator, key) == [] for key in GROUP_KEYS)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.calendars.holidays import HolidayCalendar, HolidayPeriod
+from bot.holiday_plan import period_context
 from bot.samples import TEMPLATE_KINDS, sample_context
 from bot.templates import BYTE_LIMITS, TemplateLibrary, TemplateProblem, validate_template
 
@@ -31,14 +32,6 @@ class Preview:
     def as_json(self) -> dict[str, Any]:
         return {"ok": not self.problems, "text": self.text, "msgtype": self.msgtype, "bytes": self.size,
                 "limit": self.limit, "problems": [{"message": p.message, "line": p.line} for p in self.problems]}
-
-
-def period_context(period: HolidayPeriod) -> dict[str, Any]:
-    """What a holiday template sees for a block (the same shape the plan gives it)."""
-    return {"name": period.name, "festivals": list(period.festivals),
-            "first_day": period.first_day.isoformat(), "last_day": period.last_day.isoformat(),
-            "days": period.days, "workdays": [d.isoformat() for d in period.workdays],
-            "year": period.year, "statutory": True, "notice_title": period.notice_title}
 
 
 def sample_choices(name: str, calendar: HolidayCalendar, studies: Any) -> list[SampleChoice]:

@@ -73,8 +73,9 @@ def restart_after_downtime(project: Path, down_at: str, up_at: str) -> Service:
     return start_service(project, clock)
 
 
-def test_restart_within_the_grace_window_sends_late(project: Path, simulator: Simulator) -> None:
-    second = restart_after_downtime(project, "2026-02-14 09:00", "2026-02-14 11:30")  # due 10:00, grace 2 h
+@pytest.mark.parametrize("up_at", ["2026-02-14 11:30", "2026-02-14 12:00"], ids=["1h30-late", "exactly-2h"])
+def test_restart_within_the_grace_window_sends_late(project: Path, simulator: Simulator, up_at: str) -> None:
+    second = restart_after_downtime(project, "2026-02-14 09:00", up_at)  # due 10:00, grace 2 h
     try:
         second.cycle()
         for key in GROUP_KEYS:
@@ -86,8 +87,10 @@ def test_restart_within_the_grace_window_sends_late(project: Path, simulator: Si
         second.runtime.close()
 
 
-def test_restart_after_the_grace_window_records_missed_and_alerts(project: Path, simulator: Simulator) -> None:
-    second = restart_after_downtime(project, "2026-02-14 09:00", "2026-02-14 12:30")  # 2.5 h after due
+@pytest.mark.parametrize("up_at", ["2026-02-14 12:01", "2026-02-14 12:30"], ids=["2h01-late", "2h30-late"])
+def test_restart_after_the_grace_window_records_missed_and_alerts(project: Path, simulator: Simulator,
+                                                                  up_at: str) -> None:
+    second = restart_after_downtime(project, "2026-02-14 09:00", up_at)
     try:
         second.cycle()
         assert all(holiday_notices(simulator, key) == [] for key in GROUP_KEYS)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.clock import BEIJING
 from bot.errors import BotError
-from bot.plan import PlanInputs, build_plan
+from bot.plan import build_plan
 from bot.runtime import Loaded, load_all
 from bot.samples import sample_context
 from bot.templates import TemplateLibrary, validate_template
@@ -99,9 +99,7 @@ def check_holiday_coverage(loaded: Loaded, today: date, result: CheckResult) -> 
 
 def check_plan(loaded: Loaded, today: date, result: CheckResult) -> None:
     """Render the real plan for the coming days: catches what samples cannot (real sizes, targets)."""
-    inputs = PlanInputs(settings=loaded.settings, calendar=loaded.calendar,
-                        templates=TemplateLibrary(loaded.settings.path("messages")), meetings=loaded.meetings,
-                        ics_texts=loaded.ics_texts, studies=loaded.studies, announcements=loaded.announcements)
+    inputs = loaded.plan_inputs()
     now = datetime.combine(today, time(0, 0), tzinfo=BEIJING)
     try:
         plan = build_plan(inputs, today, today + timedelta(days=LOOKAHEAD_DAYS), now)

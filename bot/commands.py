@@ -26,10 +26,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     start, end = default_window(args.start, args.end)
     if end < start:
         raise BotError("结束日期早于起始日期。处理办法：调整 --from 和 --to")
-    loaded = load_all(args.config)
     runtime = _existing_runtime(args.config)
-    inputs = runtime.plan_inputs() if runtime else _inputs_without_db(loaded)
-    state = runtime.plan_state() if runtime else PlanState()
+    if runtime is None:  # no database yet: nothing has happened that the plan depends on
+        loaded = load_all(args.config)
+        inputs, state = loaded.plan_inputs(), PlanState()
+    else:
+        loaded, inputs, state = runtime.loaded(), runtime.plan_inputs(), runtime.plan_state()
+        runtime.close()
     plan = build_plan(inputs, start, end, SystemClock(loaded.settings.zone).now(), state)
     if args.json:
         for notice in plan.notices:
@@ -38,14 +41,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(format_plan(plan.messages, plan.notices, loaded.settings.all_targets()))
     return EXIT_OK
-
-
-def _inputs_without_db(loaded):  # type: ignore[no-untyped-def]
-    from bot.plan import PlanInputs
-    from bot.templates import TemplateLibrary
-    return PlanInputs(settings=loaded.settings, calendar=loaded.calendar,
-                      templates=TemplateLibrary(loaded.settings.path("messages")), meetings=loaded.meetings,
-                      ics_texts=loaded.ics_texts, studies=loaded.studies, announcements=loaded.announcements)
 
 
 def _existing_runtime(config: str | None) -> Runtime | None:

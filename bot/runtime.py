@@ -46,6 +46,13 @@ class Loaded:
     ics_texts: dict[str, str] = field(default_factory=dict)
     ics_errors: tuple[str, ...] = ()
 
+    def plan_inputs(self, templates: TemplateLibrary | None = None) -> PlanInputs:
+        """What the plan reads; the shipped templates unless edited ones are given."""
+        return PlanInputs(settings=self.settings, calendar=self.calendar,
+                          templates=templates or TemplateLibrary(self.settings.path("messages")),
+                          meetings=self.meetings, ics_texts=self.ics_texts, studies=self.studies,
+                          announcements=self.announcements)
+
 
 def schedule_files(settings: Settings) -> list[Path]:
     """The files whose change means a reload (config, schedules, messages)."""
@@ -174,10 +181,7 @@ class Runtime:
 
     # ---- planning -------------------------------------------------------------------------
     def plan_inputs(self) -> PlanInputs:
-        loaded = self._loaded
-        return PlanInputs(settings=loaded.settings, calendar=loaded.calendar, templates=self.templates(),
-                          meetings=loaded.meetings, ics_texts=loaded.ics_texts, studies=loaded.studies,
-                          announcements=loaded.announcements)
+        return self._loaded.plan_inputs(self.templates())
 
     def plan_state(self) -> PlanState:
         with self.store.session(readonly=True) as session:

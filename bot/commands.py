@@ -69,14 +69,16 @@ def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
     from waitress import create_server
 
     from bot.scheduler import Service
-    from bot.server import create_app
+    from bot.server import close_app, create_app
 
     settings = runtime.settings()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, _frame: stop.set())
-    server = create_server(create_app(runtime), host=settings.server.host, port=settings.server.port,
-                           threads=8, ident="wecom-reminder")
+    app = create_app(runtime)
+    # Request threads mostly wait for the callback writer's group commit: 16 keep it fed.
+    server = create_server(app, host=settings.server.host, port=settings.server.port,
+                           threads=16, ident="wecom-reminder")
     service = Service(runtime)
     try:
         service.start()
@@ -92,6 +94,7 @@ def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
         log.info("正在停止……")
     finally:
         server.close()
+        close_app(app)
         service.stop()
         runtime.close()
         log.info("服务已停止")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -89,12 +89,16 @@ def confirm_in(session: Session, item: str, branch: str, by: str, at: datetime, 
     return replace(_remember(known, _result(row, created=False)), created=True)
 
 
-_COLUMNS = (Confirmation.item, Confirmation.branch, Confirmation.confirmed_by, Confirmation.confirmed_at,
-            Confirmation.late, Confirmation.source)
+# Core statements (no ORM entities): answering a reply reads these on every callback.
+_CONFIRMATIONS = Confirmation.__table__
+_COLUMNS = select(*(_CONFIRMATIONS.c[name] for name in ("item", "branch", "confirmed_by", "confirmed_at", "late",
+                                                         "source")))
+_ONE = _COLUMNS.where(_CONFIRMATIONS.c.item == bindparam("item"), _CONFIRMATIONS.c.branch == bindparam("branch"))
+_OF_BRANCHES = _COLUMNS.where(_CONFIRMATIONS.c.branch.in_(bindparam("branches", expanding=True)))
 
 
 def _confirmation(session: Session, item: str, branch: str) -> ConfirmResult | None:
-    row = session.execute(select(*_COLUMNS).where(Confirmation.item == item, Confirmation.branch == branch)).first()
+    row = session.connection().execute(_ONE, {"item": item, "branch": branch}).first()
     return None if row is None else _result(row, created=False)
 
 
@@ -137,7 +141,7 @@ class Known:
             return
         for branch in missing:
             self.by_branch[branch] = {}
-        for row in session.execute(select(*_COLUMNS).where(Confirmation.branch.in_(sorted(missing)))):
+        for row in session.connection().execute(_OF_BRANCHES, {"branches": sorted(missing)}):
             self.by_branch[row.branch][row.item] = _result(row, created=False)
 
     def has(self, branch: str) -> bool:

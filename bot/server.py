@@ -36,7 +36,9 @@ def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
     app = Flask(__name__)
     app.config.update(SECRET_KEY=session_secret(runtime), MAX_CONTENT_LENGTH=4 * 1024 * 1024,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", TESTING=testing)
-    app.register_blueprint(callback_blueprint(runtime))
+    callback = callback_blueprint(runtime)
+    app.register_blueprint(callback)
+    app.extensions["wecom_callback"] = callback
     create_console(app, runtime)
 
     @app.get("/healthz")
@@ -46,3 +48,10 @@ def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
                        message=error or "运行正常"), 200
 
     return app
+
+
+def close_app(app: Flask) -> None:
+    """At shutdown, after the HTTP server stopped: answer the callbacks already queued."""
+    callback = app.extensions.get("wecom_callback")
+    if callback is not None:
+        callback.close()

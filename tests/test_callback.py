@@ -12,6 +12,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -34,9 +35,11 @@ from wecom_side import (
 )
 from werkzeug.serving import make_server
 
-from bot.callback import MAX_BODY, PATH, callback_blueprint
+from bot.callback import MAX_BODY, PATH, CallbackBlueprint, callback_blueprint
 from bot.clock import BEIJING, Clock, FakeClock, SystemClock
 from bot.config import Settings
+from bot.inbox_writer import Inbound, InboxWriter, NotRecorded, Recorded
+from bot.ledger import Outcome
 from bot.store import Store, open_store
 from bot.store.models import Confirmation, InboundMessage
 from bot.studies import StudySchedule
@@ -56,6 +59,7 @@ class Service:
         self._futures: list[Future[None]] = []
         self._lock = threading.Lock()
         self.replans = 0
+        self.blueprints: list[CallbackBlueprint] = []
 
     def settings(self) -> Settings:
         return self._settings
@@ -78,12 +82,16 @@ class Service:
             future.result(timeout=10)
 
     def close(self) -> None:
+        for blueprint in self.blueprints:
+            blueprint.close()
         self._executor.shutdown(wait=True)
 
 
 def make_app(service: Service) -> Flask:
     app = Flask(__name__)
-    app.register_blueprint(callback_blueprint(service))
+    blueprint = callback_blueprint(service)
+    service.blueprints.append(blueprint)
+    app.register_blueprint(blueprint)
     return app
 
 
@@ -444,3 +452,136 @@ def test_end_to_end_reply_through_the_simulator(live: tuple[Any, Service], store
             ("live-item", "b1", "reply")]
     service.drain()
     assert service.replans == 1
+
+
+# ---- group commit: bursts, duplicates inside one batch, failures, shutdown ---------------------
+
+
+@pytest.fixture
+def http_url(service: Service) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, make_app(service), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}{PATH}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def _post_over_http(url: str, request: Request) -> tuple[int, bytes]:
+    answer = requests.post(url, params=request.query, data=request.body, timeout=10)
+    return answer.status_code, answer.content
+
+
+def test_a_burst_is_recorded_once_each_with_the_right_replies(http_url: str, service: Service, wecom: WeComSide,
+                                                              store: Store, clock: FakeClock) -> None:
+    # Every secretary confirms twice (two MsgIds) and asks for progress; WeCom delivers each of
+    # those messages three times (its retries), all at once, with a non-secretary in between.
+    users = ("zhangwei", "lina", "wangfang")
+    sent = {7100 + n * 10 + k: (user, text) for n, user in enumerate(users)
+            for k, text in enumerate(("已学习", "已完成", "进度"))}
+    sent[7999] = ("liming", "已学习")
+    burst = [(msg_id, says(wecom, clock, user, text, msg_id)) for msg_id, (user, text) in sent.items()] * 3
+    barrier = threading.Barrier(len(burst))
+
+    def deliver(item: tuple[int, Request]) -> tuple[int, int, str]:
+        barrier.wait(timeout=10)
+        status, body = _post_over_http(http_url, item[1])
+        return item[0], status, wecom.reply_content(body)
+
+    with ThreadPoolExecutor(max_workers=len(burst)) as pool:
+        answers = list(pool.map(deliver, burst))
+    assert {status for _, status, _ in answers} == {200}
+    replies: dict[int, set[str]] = {}
+    for msg_id, _, content in answers:
+        replies.setdefault(msg_id, set()).add(content)
+    assert all(len(contents) == 1 for contents in replies.values())  # retries get the recorded reply
+    reply = {msg_id: contents.pop() for msg_id, contents in replies.items()}
+    for n in range(len(users)):
+        first, second, progress = (reply[7100 + n * 10 + k] for k in range(3))
+        assert sorted(r.startswith("已记录：") for r in (first, second)) == [False, True]
+        assert sum("无需重复确认" in r for r in (first, second)) == 1
+        assert "本年度" in progress
+    assert "不在支部书记名单中" in reply[7999]
+    assert rows(store, InboundMessage) == len(sent) and rows(store, Confirmation) == len(users)
+    with store.session(readonly=True) as session:
+        stored = {key: text for key, text in session.execute(select(InboundMessage.dedupe_key, InboundMessage.reply))}
+    assert stored == {f"msg:{msg_id}": text for msg_id, text in reply.items()}
+    service.drain()
+    assert service.replans == len(users)
+
+
+def _inbound(user: str, msg_id: int) -> Inbound:
+    fields = {"FromUserName": user, "MsgType": "text", "CreateTime": "1", "Content": "x", "MsgId": str(msg_id)}
+    return Inbound(fields, "<xml/>")
+
+
+class _Gate:
+    """Holds the writer in its first batch until the next jobs are queued, so those form one batch."""
+
+    def __init__(self, fail_for: str = "") -> None:
+        self.opened = threading.Event()
+        self.batches: list[list[str]] = []
+        self.fail_for = fail_for
+
+    def prepare(self, session: Any, batch: Any) -> Callable[[Inbound, datetime], Outcome | None]:
+        self.batches.append([i.user for i in batch])
+        self.opened.wait(timeout=10)
+        return self.answer
+
+    def answer(self, inbound: Inbound, now: datetime) -> Outcome | None:
+        if inbound.user == self.fail_for:
+            raise RuntimeError("a bug in answering")
+        return Outcome(f"reply to {inbound.get('MsgId')}")
+
+
+def test_duplicates_in_one_batch_share_the_first_answer(store: Store) -> None:
+    gate = _Gate()
+    writer = InboxWriter(store, gate.prepare)
+    first = writer.submit(_inbound("a", 1), NOW)
+    while not gate.batches:
+        time.sleep(0.001)
+    batch = [writer.submit(_inbound("b", n), NOW) for n in (2, 2, 3, 2)]
+    gate.opened.set()
+    assert first.result(10) == Recorded("reply to 1", True, Outcome("reply to 1"))
+    results = [f.result(10) for f in batch]
+    assert len(gate.batches) == 2 and gate.batches[1] == ["b", "b"]  # one answer per MsgId
+    assert [(r.reply, r.fresh) for r in results] == [("reply to 2", True), ("reply to 2", False),
+                                                     ("reply to 3", True), ("reply to 2", False)]
+    assert rows(store, InboundMessage) == 3
+    writer.close()
+
+
+def test_a_message_that_fails_does_not_lose_the_rest_of_its_batch(store: Store) -> None:
+    gate = _Gate(fail_for="bad")
+    writer = InboxWriter(store, gate.prepare)
+    first = writer.submit(_inbound("a", 1), NOW)
+    while not gate.batches:
+        time.sleep(0.001)
+    batch = [writer.submit(_inbound(user, n), NOW) for n, user in ((2, "b"), (3, "bad"), (4, "c"))]
+    gate.opened.set()
+    assert first.result(10).fresh
+    assert batch[0].result(10).reply == "reply to 2" and batch[2].result(10).reply == "reply to 4"
+    with pytest.raises(NotRecorded):
+        batch[1].result(10)
+    with store.session(readonly=True) as session:
+        assert sorted(session.scalars(select(InboundMessage.dedupe_key))) == ["msg:1", "msg:2", "msg:4"]
+    writer.close()
+
+
+def test_closing_answers_what_is_queued_and_refuses_the_rest(store: Store, service: Service, wecom: WeComSide,
+                                                             clock: Clock) -> None:
+    gate = _Gate()
+    writer = InboxWriter(store, gate.prepare)
+    queued = [writer.submit(_inbound("a", n), NOW) for n in range(5)]
+    closing = threading.Thread(target=writer.close)
+    closing.start()
+    gate.opened.set()
+    closing.join(timeout=10)
+    assert [f.result(0).reply for f in queued] == [f"reply to {n}" for n in range(5)]
+    with pytest.raises(NotRecorded):
+        writer.submit(_inbound("a", 9), NOW)
+    app = make_app(service)
+    service.blueprints[-1].close()
+    answer = post(app.test_client(), says(wecom, clock, "zhangwei", "已学习"))
+    assert answer.status_code == 503 and "稍后" in answer.text
+    assert rows(store, InboundMessage) == 5 and rows(store, Confirmation) == 0

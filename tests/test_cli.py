@@ -17,9 +17,9 @@ import requests
 
 from bot.cli import main
 from bot.clock import BEIJING, SystemClock
-from bot.runtime import Runtime
 from bot.config import load_settings
 from bot.demo import simulator_settings
+from bot.runtime import Runtime
 from bot.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import waitress
 from flask import Flask, Response, abort, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from waitress.server import BaseWSGIServer
+from waitress.wasyncore import close_all
+from werkzeug.serving import WSGIRequestHandler
 
 from bot.simulator import app_api, appchat, robot
 from bot.simulator.callback_sender import CallbackSender, card_event_xml, replace_name, text_message_xml
@@ -44,8 +47,15 @@ MALFORMED_BODY = b'{"errcode":0,"errm'
 
 
 class QuietHandler(WSGIRequestHandler):
+    """For tests that serve a small app with werkzeug: no line printed per request."""
+
     def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass  # tests make thousands of calls; werkzeug would print each one
+        pass
+
+
+# Like WeCom, the simulator keeps connections alive and answers many calls at once: each call
+# holds a thread for the simulated latency, so there are enough threads for a big fan-out.
+SERVING = {"threads": 128, "connection_limit": 1000, "asyncore_use_poll": True, "ident": "wecom-simulator"}
 
 
 def json_response(answer: dict[str, Any]) -> Response:
@@ -75,21 +85,23 @@ class Simulator:
     # serving ------------------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
-        # a short poll interval lets stop() return at once instead of after werkzeug's default 0.5 s
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="wecom-simulator",
-                                        daemon=True)
+        server = waitress.create_server(self.app, host=host, port=port, **SERVING)
+        assert isinstance(server, BaseWSGIServer)  # one address: never a MultiSocketServer
+        self._server = server
+        self._thread = threading.Thread(target=server.run, name="wecom-simulator", daemon=True)
         self._thread.start()
-        self.url = f"http://{host}:{self._server.port}"
+        self.url = f"http://{host}:{server.effective_port}"
         return self.url
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        server, thread = self._server, self._thread
         self._server, self._thread = None, None
+        if server is None or thread is None:
+            return
+        # Closing every channel empties the map and ends the loop; done inside the loop's own thread.
+        server.trigger.pull_trigger(lambda: close_all(server._map))
+        thread.join(timeout=5)
+        server.task_dispatcher.shutdown(timeout=5)
 
     # the API ------------------------------------------------------------------------------
 

@@ -2,9 +2,9 @@
 
 A row moves pending → sending → sent | retry | failed | unknown; pending → missed | cancelled |
 skipped. A worker claims rows under a lease (``claim_due``) just before the HTTP call and records
-the outcome with the attempt number it claimed (``record_outcome``), so a stale worker whose
-lease expired cannot overwrite a newer attempt. A row whose lease expired while ``sending`` (the
-worker died) is claimed again and marked ``resent``.
+the outcome with the attempt number it claimed (``record_outcomes``, many rows in one
+transaction), so a stale worker whose lease expired cannot overwrite a newer attempt. A row whose
+lease expired while ``sending`` (the worker died) is claimed again and marked ``resent``.
 """
 
 from __future__ import annotations
@@ -256,24 +256,86 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(due, abandoned)
 
 
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """How attempt ``attempt`` of row ``delivery_id`` ended: what ``record_outcomes`` writes."""
+
+    delivery_id: int
+    attempt: int
+    status: str
+    error: str | None = None
+    errcode: int | None = None
+    msgid: str | None = None
+    response_code: str | None = None
+    next_attempt_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in OUTCOMES:
+            raise ValueError(f"not an outcome: {self.status!r}; expected one of {OUTCOMES}")
+
+
+def _typed(name: str) -> Any:
+    return bindparam(f"b_{name}", type_=TABLE.c[name].type)
+
+
+# Guarded like a single record: only the attempt that is current and still 'sending' is written.
+_RECORD = (
+    update(TABLE)
+    .where(TABLE.c.id == bindparam("b_id"), TABLE.c.attempts == bindparam("b_attempt"),
+           TABLE.c.status == "sending")
+    .values({**{c: _typed(c) for c in ("status", "last_error", "errcode", "msgid", "response_code",
+                                       "next_attempt_at", "updated_at")},
+             "lease_until": None, "sent_at": func.coalesce(_typed("sent_at"), TABLE.c.sent_at)})
+)
+
+
 def record_outcome(store: Store, delivery_id: int, attempt: int, *, status: str, now: datetime,
                    error: str | None = None, errcode: int | None = None, msgid: str | None = None,
                    response_code: str | None = None, next_attempt_at: datetime | None = None) -> bool:
     """Record how attempt ``attempt`` ended; False if that attempt is no longer the current one."""
-    if status not in OUTCOMES:
-        raise ValueError(f"not an outcome: {status!r}; expected one of {OUTCOMES}")
+    outcome = AttemptOutcome(delivery_id, attempt, status, error, errcode, msgid, response_code, next_attempt_at)
+    return record_outcomes(store, [outcome], now)[0]
+
+
+def record_outcomes(store: Store, outcomes: Sequence[AttemptOutcome], now: datetime) -> list[bool]:
+    """Record many outcomes in one transaction; for each, False if its attempt is no longer current."""
     require_aware(now, "now")
-    values: dict[str, Any] = {
-        "status": status, "last_error": error, "errcode": errcode, "msgid": msgid,
-        "response_code": response_code, "next_attempt_at": next_attempt_at, "lease_until": None,
-        "updated_at": now,
-    }
-    if status == "sent":
-        values["sent_at"] = now
-    statement = update(TABLE).where(
-        TABLE.c.id == delivery_id, TABLE.c.attempts == attempt, TABLE.c.status == "sending")
+    if not outcomes:
+        return []
     with store.session() as session:
-        return session.execute(statement.values(values)).rowcount == 1
+        current = _current_attempts(session, [o.delivery_id for o in outcomes])
+        written = []
+        for outcome in outcomes:
+            ok = current.get(outcome.delivery_id) == outcome.attempt
+            if ok:  # the first outcome of an attempt wins, as it would one transaction at a time
+                del current[outcome.delivery_id]
+            written.append(ok)
+        params = [_record_params(o, now) for o, ok in zip(outcomes, written, strict=True) if ok]
+        if params:
+            session.execute(_RECORD, params)
+    return written
+
+
+def _current_attempts(session: Session, ids: list[int]) -> dict[int, int]:
+    """Row id → attempt, for the rows still 'sending', locked until the transaction ends.
+
+    SQLite's write transaction (BEGIN IMMEDIATE) already excludes every other writer; on
+    PostgreSQL ``FOR UPDATE`` (in id order, so two recorders cannot deadlock) keeps these rows
+    as read until the guarded UPDATE below writes them.
+    """
+    found: dict[int, int] = {}
+    for batch in _chunks(sorted(set(ids))):
+        statement = (select(TABLE.c.id, TABLE.c.attempts).where(TABLE.c.id.in_(batch), TABLE.c.status == "sending")
+                     .order_by(TABLE.c.id).with_for_update())
+        found.update((row.id, row.attempts) for row in session.execute(statement))
+    return found
+
+
+def _record_params(outcome: AttemptOutcome, now: datetime) -> dict[str, Any]:
+    return {"b_id": outcome.delivery_id, "b_attempt": outcome.attempt, "b_status": outcome.status,
+            "b_last_error": outcome.error, "b_errcode": outcome.errcode, "b_msgid": outcome.msgid,
+            "b_response_code": outcome.response_code, "b_next_attempt_at": outcome.next_attempt_at,
+            "b_updated_at": now, "b_sent_at": now if outcome.status == "sent" else None}
 
 
 def recover_overdue(store: Store, now: datetime, grace: timedelta) -> RecoveryResult:

@@ -7,7 +7,7 @@ constant Flask answer at ~390/s). The same signed, encrypted messages are also d
 parsed by wechatpy alone, in the same run, so the figures can be read against that floor. Every
 message must end up as one inbox row.
 
-    python -m bench.callback [--messages 3000] [--clients 16] [--threads 8]
+    python -m bench.callback [--messages 3000] [--clients 16] [--threads 16]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from bot.callback import PATH, callback_blueprint
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.server import HTTP_THREADS
 from bot.store import Store, open_store
 from bot.store.models import InboundMessage
 from bot.studies import StudySchedule, load_studies
@@ -151,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=HTTP_THREADS, help="waitress threads, as `run` uses")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)

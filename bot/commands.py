@@ -69,16 +69,15 @@ def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
     from waitress import create_server
 
     from bot.scheduler import Service
-    from bot.server import close_app, create_app
+    from bot.server import HTTP_THREADS, close_app, create_app
 
     settings = runtime.settings()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, _frame: stop.set())
     app = create_app(runtime)
-    # Request threads mostly wait for the callback writer's group commit: 16 keep it fed.
     server = create_server(app, host=settings.server.host, port=settings.server.port,
-                           threads=16, ident="wecom-reminder")
+                           threads=HTTP_THREADS, ident="wecom-reminder")
     service = Service(runtime)
     try:
         service.start()

@@ -14,6 +14,9 @@ from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# Request threads mostly wait for the callback writer's group commit: 16 keep it fed.
+HTTP_THREADS = 16
+
 
 def session_secret(runtime: Runtime) -> str:
     """From the config (or its environment variable), else generated once and kept in data/."""

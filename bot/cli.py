@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -31,10 +32,43 @@ def _moment(value: str) -> datetime:
     return moment.replace(tzinfo=BEIJING) if moment.tzinfo is None else moment
 
 
+class ChineseFormatter(argparse.HelpFormatter):
+    def add_usage(self, usage: str | None, actions, groups, prefix: str | None = None) -> None:  # type: ignore[no-untyped-def]
+        super().add_usage(usage, actions, groups, "用法：" if prefix is None else prefix)
+
+
 class ChineseParser(argparse.ArgumentParser):
+    """argparse with its own words in Chinese: usage, section titles, help, errors."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("formatter_class", ChineseFormatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = "参数"
+        self._optionals.title = "选项"
+        self.add_argument("-h", "--help", action="help", help="显示本帮助并退出")
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(EXIT_ERRORS, f"参数错误：{message}\n运行 wecom-reminder --help 查看用法。\n")
+        self.exit(EXIT_ERRORS, f"参数错误：{translate_argparse(message)}\n运行 wecom-reminder --help 查看用法。\n")
+
+
+_ARGPARSE_MESSAGES = (
+    (re.compile(r"argument (\S+): invalid choice: '?([^' ]+)'? \(choose from (.*)\)"), "{0} 不能是 {1}，可选：{2}"),
+    (re.compile(r"the following arguments are required: (.*)"), "缺少必需的参数：{0}"),
+    (re.compile(r"unrecognized arguments: (.*)"), "无法识别的参数：{0}"),
+    (re.compile(r"argument (\S+): expected one argument"), "参数 {0} 后面需要一个值"),
+    (re.compile(r"argument (\S+): invalid int value: '(.*)'"), "参数 {0} 应为整数，收到 {1}"),
+    (re.compile(r"argument (\S+): (.*)"), "参数 {0}：{1}"),
+)
+
+
+def translate_argparse(message: str) -> str:
+    """argparse's English error messages in Chinese (the ones our commands can produce)."""
+    for pattern, chinese in _ARGPARSE_MESSAGES:
+        if match := pattern.fullmatch(message):
+            return chinese.format(*(group.replace("'", "") for group in match.groups()))
+    return message
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -165,3 +165,24 @@ def test_demo_shows_messages_in_the_simulator_within_a_minute(project: Path) -> 
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["nothing"], "命令 不能是 nothing"),
+    (["send", "--to", "b1_group"], "缺少必需的参数：--template"),
+    (["deliveries", "--limit", "x"], "参数 --limit 应为整数"),
+    (["plan", "--bogus"], "无法识别的参数：--bogus"),
+], ids=["unknown-command", "missing-template", "not-an-integer", "unknown-option"])
+def test_argument_errors_are_in_chinese(capsys: pytest.CaptureFixture[str], argv: list[str], expected: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.startswith("用法：")
+
+
+def test_help_is_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("用法：wecom-reminder") and "显示本帮助并退出" in out and "列出计划发送的消息" in out

@@ -32,7 +32,8 @@ from bot.delivery.dispatcher import Dispatcher
 from bot.plan import recipients_of
 from bot.simulator import Simulator, SimulatorSettings
 from bot.store.db import Store, open_store
-from bot.store.outbox import NewDelivery, count_deliveries, sync_plan
+from bot.store.outbox import NewDelivery, sync_plan
+from bot.store.queries import count_deliveries
 
 ROOT = Path(__file__).resolve().parents[1]
 LATENCY = 0.05

@@ -5,7 +5,7 @@ written: body size; the signature (sha1 over token, timestamp, nonce and Encrypt
 constant time: wechatpy compares with ``!=``); the timestamp's skew; decryption and the ReceiveId
 (wechatpy's crypto); the plaintext XML (defusedxml, no DTDs). All of that runs in the request's
 thread, in parallel. Then the inbox writer (bot.inbox_writer) deduplicates (inbox row with a
-unique key), answers through the ledger and records the reply, for a batch of callbacks in one
+unique key), answers through the responder and records the reply, for a batch of callbacks in one
 transaction with one commit, so that WeCom's retries and replays get the same answer and change
 nothing. Slow work (updating the clicked card, re-planning so that nudges to a confirmed branch
 are cancelled) runs after the answer.
@@ -36,7 +36,7 @@ from bot.clock import BEIJING, Clock
 from bot.config import Settings, WeComSettings
 from bot.errors import TemplateError
 from bot.inbox_writer import Answer, Inbound, InboxWriter, NotRecorded, PrepareAnswer
-from bot.ledger import Outcome, Responder
+from bot.responder import Outcome, Responder
 from bot.store import Store
 from bot.studies import StudySchedule
 from bot.templates import TemplateLibrary

@@ -129,7 +129,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    from bot.store.outbox import list_deliveries
+    from bot.store.queries import list_deliveries
     runtime = Runtime(args.config, SystemClock())
     try:
         rows = list_deliveries(runtime.store, status=args.status, limit=args.limit)

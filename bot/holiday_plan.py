@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.calendars.holidays import HolidayCalendar, HolidayPeriod
+from bot.calendars.holiday_file import HolidayPeriod
+from bot.calendars.holidays import HolidayCalendar
 from bot.config import HolidayRule, Settings
 from bot.occurrence import Occurrence
 from bot.templates import cn_date

@@ -27,7 +27,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.ledger import Outcome
+from bot.responder import Outcome
 from bot.store import Store
 from bot.store.models import InboundMessage
 

@@ -72,7 +72,7 @@ def fingerprint(settings: Settings) -> str:
 
 def load_all(config_path: str | Path | None, session: requests.Session | None = None) -> Loaded:
     """Read and validate everything; raise BotError (naming file, line, fix) on the first problem."""
-    from bot.calendars.meetings import load_meetings
+    from bot.calendars.meeting_file import load_meetings
     from bot.studies import load_studies
     settings = load_settings(config_path)
     schedules = settings.path("schedules")

@@ -39,7 +39,7 @@ from bot.callback import MAX_BODY, PATH, CallbackBlueprint, callback_blueprint
 from bot.clock import BEIJING, Clock, FakeClock, SystemClock
 from bot.config import Settings
 from bot.inbox_writer import Inbound, InboxWriter, NotRecorded, Recorded
-from bot.ledger import Outcome
+from bot.responder import Outcome
 from bot.store import Store, open_store
 from bot.store.models import Confirmation, InboundMessage
 from bot.studies import StudySchedule

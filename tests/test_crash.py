@@ -23,7 +23,7 @@ from bot.config import load_settings
 from bot.demo import simulator_settings
 from bot.simulator import Simulator
 from bot.store.db import open_store
-from bot.store.outbox import list_deliveries
+from bot.store.queries import list_deliveries
 
 GROUPS = 60
 

@@ -7,7 +7,8 @@ import chinese_calendar
 import pytest
 from chinese_calendar.constants import Holiday
 
-from bot.calendars.holidays import HolidayCalendar, HolidayPeriod, days_between, notice_span
+from bot.calendars.holiday_file import HolidayPeriod, notice_span
+from bot.calendars.holidays import HolidayCalendar, days_between
 from bot.calendars.lunar import festival_date
 from bot.errors import MissingHolidayData, ScheduleError
 

@@ -17,7 +17,8 @@ import yaml
 
 from bot.calendars.holidays import HolidayCalendar
 from bot.calendars.ics import fetch_ics, ics_events, parse_ics
-from bot.calendars.meetings import expand_meetings, load_meetings, read_ics_files
+from bot.calendars.meeting_file import load_meetings
+from bot.calendars.meetings import expand_meetings, read_ics_files
 from bot.clock import BEIJING
 from bot.errors import ScheduleError
 from bot.meeting_plan import AnnouncedMeeting, plan_meetings

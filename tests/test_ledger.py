@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from test_studies import ROOT, at, demo_settings, item_yaml, schedule_of
 
 from bot.config import Settings
-from bot.ledger import confirm, confirmed_pairs, handle_card_click, handle_reply, report_rows, study_status
+from bot.ledger import confirm, confirmed_pairs, report_rows, study_status
 from bot.reports import format_report, report_json, summarize, write_csv, write_xlsx
+from bot.responder import handle_card_click, handle_reply
 from bot.store import Store, open_store
 from bot.store.models import Confirmation, KeyValue
 from bot.studies import StudySchedule

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from bot.calendars.holidays import HolidayCalendar
-from bot.calendars.meetings import MeetingOccurrence, MeetingSchedule, expand_meetings, load_meetings
+from bot.calendars.meeting_file import load_meetings
+from bot.calendars.meetings import MeetingOccurrence, MeetingSchedule, expand_meetings
 from bot.calendars.recurrence import cadence_rrule
 from bot.calendars.reminders import parse_reminder
 from bot.clock import BEIJING

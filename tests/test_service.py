@@ -14,7 +14,7 @@ from bot.demo import simulator_settings
 from bot.runtime import Runtime
 from bot.scheduler import Service
 from bot.simulator import Simulator
-from bot.store.outbox import list_deliveries
+from bot.store.queries import list_deliveries
 
 GROUP_KEYS = {f"6a1f0c2e-0b1d-4c55-9a11-00000000b00{i}": f"b{i}_group" for i in (1, 2, 3)}
 

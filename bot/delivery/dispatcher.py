@@ -5,12 +5,22 @@ robot run in order, in one lane, paced by ``SlidingWindowLimiter``. Transient fa
 with exponential backoff and jitter up to ``delivery.max_attempts``; final failures, ambiguous
 robot sends and missed rows raise an alert to ``admins.target``.
 
-Leases: a pass claims rows with a lease long enough for the worst case of one send, and sends
-only what a robot's window allows now (or within ``wait_horizon``). A row further back in a
-robot's queue is recorded 'retry' with ``next_attempt_at`` at its slot and claimed again then.
-We chose that over extending leases because a pass then never blocks for minutes on one busy
-robot (the scheduler runs one pass at a time), and the outbox needs no extra operation. Such a
-deferral is not a failed attempt: it is not counted against ``max_attempts``.
+Leases: a pass claims rows with a lease long enough for the worst case of one send. A robot's
+lane sends the rows its window allows one after another, waiting in place before a send when
+the gap is short (at most ``wait_horizon``, and never so long that the row's lease would run
+out before the send's worst case). Where a longer wait comes (the window is full until its
+oldest send's answer leaves it), the rest of the lane is recorded 'retry' with
+``next_attempt_at`` a little before its slot (``lead``), in runs: the rows the lane will then
+send back to back share one time, so one claim picks a whole window up, and the lane waits in
+place for the exact slot. We chose that over extending leases because a pass then never blocks
+for a whole window on one busy robot (the scheduler runs one pass at a time), and the outbox
+needs no extra operation. Such a deferral is not a failed attempt: it is not counted against
+``max_attempts``.
+
+Order: a robot's rows go out in due order. A claim takes the lowest claimable rows, so a row
+is never sent past one that was claimable at that claim. The dispatcher remembers the rows it
+put back to wait (``_queued``); a claimed row with one of them still waiting ahead of it is
+deferred behind it, and deferred rows get times in order behind the ones waiting ahead.
 """
 
 from __future__ import annotations
@@ -139,6 +149,12 @@ class Dispatcher:
         self.send_margin = timedelta(seconds=4 * timeout)
         self.lease_seconds = int(4 * timeout + 60)
         self.wait_horizon = window_seconds / 30
+        # Deferred rows are claimed this much before their slot, to cover the pass's own start.
+        self.lead = min(self.wait_horizon / 2, 0.25)
+        self._send_seconds = 0.0  # a robot send's usual duration until its answer, to project slots
+        # robot key → the rows this dispatcher put back to wait: id → ((due_at, id), next_attempt_at)
+        self._queued: dict[str, dict[int, tuple[tuple[datetime, int], datetime]]] = {}
+        self._queue_lock = threading.Lock()
         self._deferrals: Counter[int] = Counter()
         self._deferrals_lock = threading.Lock()
 
@@ -149,19 +165,20 @@ class Dispatcher:
         tally = _Tally()
         self._cancel_confirmed_nudges(tally)
         for _ in range(MAX_ROUNDS):
-            rows = claim_due(self.store, self.clock.now(), self.worker, limit=self.batch,
+            now = self.clock.now()
+            rows = claim_due(self.store, now, self.worker, limit=self.batch,
                              lease_seconds=self.lease_seconds)
             if not rows:
                 break
             log.debug("claimed %d deliveries", len(rows))
-            problems = self._send_batch(rows, tally)
+            problems = self._send_batch(rows, now, tally)
             tally.counts["alerts"] += self._alert_problems(problems)
         report = tally.report()
         if report != DispatchReport():
             log.debug("dispatch pass: %s", report)
         return report
 
-    def _send_batch(self, rows: list[DeliveryRow], tally: _Tally) -> list[_Problem]:
+    def _send_batch(self, rows: list[DeliveryRow], claimed_at: datetime, tally: _Tally) -> list[_Problem]:
         """Lanes send in the pool; this thread records their results (SQLite has one writer).
 
         It records whatever is ready in one transaction, then waits for the next: under load the
@@ -169,6 +186,7 @@ class Dispatcher:
         row not yet recorded is a duplicate after a crash).
         """
         results: queue.SimpleQueue[_Result | None] = queue.SimpleQueue()
+        self._forget_claimable(rows, claimed_at)
         paced = [self._paced(lane) for lane in _lanes(rows)]
         lanes = [keep for keep, _ in paced if keep]
         for lane in lanes:
@@ -184,31 +202,119 @@ class Dispatcher:
         return problems
 
     def _paced(self, lane: list[DeliveryRow]) -> tuple[list[DeliveryRow], list[_Result]]:
-        """The part of a robot's lane its window allows now, and the rest deferred to their slots."""
-        key = lane[0].recipients.get("webhook_key")
-        if key is None or self.settings.wecom is None:
+        """The run of a robot's lane it can send now (waiting in place for short gaps), and the
+        rest deferred, each run to just before its slot."""
+        key = self._robot_key(lane[0])
+        if key is None:
             return lane, []
+        runs = self._runs(key, lane)
+        start, first = runs[0]
+        free = [row for row in first if self._waiting_ahead(key, row) is None]
+        if free != first or start > self.limiter.now() + self.wait_horizon:
+            return [], self._defer(key, runs)
+        return first, self._defer(key, runs[1:])
+
+    def _runs(self, key: str, rows: list[DeliveryRow]) -> list[tuple[float, list[DeliveryRow]]]:
+        """``rows`` in runs a lane sends back to back, each with the limiter time its first may start.
+
+        A new run begins where the projected wait before a send exceeds ``wait_horizon``.
+        """
+        duration = self._send_seconds
+        starts = self.limiter.schedule(key, len(rows), duration)
+        runs: list[tuple[float, list[DeliveryRow]]] = []
+        for index, (row, at) in enumerate(zip(rows, starts, strict=True)):
+            if index and at - (starts[index - 1] + duration) <= self.wait_horizon:
+                runs[-1][1].append(row)
+            else:
+                runs.append((at, [row]))
+        return runs
+
+    def _defer(self, key: str, runs: list[tuple[float, list[DeliveryRow]]], reason: str = DEFERRED) -> list[_Result]:
+        """Deferrals for these runs: each run ``lead`` before its slot, behind the rows waiting ahead."""
+        if not runs:
+            return []
         now_mono, now = self.limiter.now(), self.clock.now()
-        starts = self.limiter.schedule(key, len(lane))
-        keep = [row for row, at in zip(lane, starts, strict=True) if at <= now_mono + self.wait_horizon]
-        deferred = [_Result(row, "retry", DEFERRED, now + timedelta(seconds=at - now_mono))
-                    for row, at in list(zip(lane, starts, strict=True))[len(keep):]]
-        return keep, deferred
+        deferred: list[_Result] = []
+        at = now
+        for start, rows in runs:
+            at = max(at, now + timedelta(seconds=start - self.lead - now_mono))
+            for row in rows:
+                at = max(at, self._waiting_ahead(key, row) or at)
+                deferred.append(_Result(row, "retry", reason, at))
+        self._queue(key, deferred)
+        return deferred
+
+    def _queue(self, key: str, results: list[_Result]) -> None:
+        """Remember these rows as put back to wait until their ``next_at``."""
+        with self._queue_lock:
+            queued = self._queued.setdefault(key, {})
+            for result in results:
+                if result.next_at is not None:
+                    queued[result.row.id] = ((result.row.due_at, result.row.id), result.next_at)
+
+    def _waiting_ahead(self, key: str, row: DeliveryRow) -> datetime | None:
+        """The latest time a row of this robot waiting ahead of ``row`` is claimed again, if any."""
+        order = (row.due_at, row.id)
+        with self._queue_lock:
+            ahead = [at for before, at in self._queued.get(key, {}).values() if before < order]
+        return max(ahead, default=None)
+
+    def _forget_claimable(self, rows: list[DeliveryRow], claimed_at: datetime) -> None:
+        """Rows claimed now, or claimable at this claim and not taken, wait for nothing: a claim takes
+        the lowest claimable rows first, so none is passed by a row behind it (one not taken was
+        cancelled, or re-queued by an administrator, or the batch was full)."""
+        claimed = {row.id for row in rows}
+        with self._queue_lock:
+            for key, queued in list(self._queued.items()):
+                for row_id in [i for i, (_, at) in queued.items() if i in claimed or at <= claimed_at]:
+                    del queued[row_id]
+                if not queued:
+                    del self._queued[key]
+
+    def _robot_key(self, row: DeliveryRow) -> str | None:
+        """The robot's key when ``row`` goes to a group robot (paced), else None."""
+        if self.settings.wecom is None:
+            return None
+        return row.recipients.get("webhook_key")
 
     def _run_lane(self, lane: list[DeliveryRow], results: queue.SimpleQueue[_Result | None]) -> None:
+        key = self._robot_key(lane[0])
         try:
             for index, row in enumerate(lane):
+                held = None if key is None else self._wait_for_slot(row, key)
+                if held is not None:
+                    assert key is not None
+                    for result in self._defer(key, self._runs(key, lane[index:]), held):
+                        results.put(result)
+                    break
                 result = self._deliver(row)
-                results.put(result)
                 if result.status == "retry" and not result.deferral:
                     # The robot is unwell: the rest of its queue waits too, and keeps its order.
-                    for later in lane[index + 1:]:
-                        results.put(_Result(later, "retry", DEFERRED, result.next_at))
+                    waiting = [result] + [_Result(later, "retry", DEFERRED, result.next_at)
+                                          for later in lane[index + 1:]]
+                    if key is not None:
+                        self._queue(key, waiting)
+                    for item in waiting:
+                        results.put(item)
                     break
+                results.put(result)
         except Exception:  # noqa: BLE001 - the rows stay leased and are claimed again later
             log.exception("发送线程出错")
         finally:
             results.put(None)
+
+    def _wait_for_slot(self, row: DeliveryRow, key: str) -> str | None:
+        """Wait in place until the robot's window allows a send, if that is a short wait; else why not."""
+        if self._reports_ambiguity(row):
+            return None  # nothing will be sent
+        wait = self.limiter.wait_time(key)
+        if wait > self.wait_horizon:
+            return DEFERRED
+        if row.lease_until is not None and row.lease_until - self.clock.now() - timedelta(seconds=wait) < self.send_margin:
+            return LEASE_RAN_OUT
+        if wait and self.limiter.acquire(key, at_most=self.wait_horizon) is None:
+            return DEFERRED
+        return None
 
     # ---- one delivery -----------------------------------------------------------------------
 
@@ -230,14 +336,17 @@ class Dispatcher:
         if self._reports_ambiguity(row):
             return Outcome("unknown", AMBIGUOUS)
         key = row.recipients["webhook_key"]
-        waited = self.limiter.acquire(key)
-        if waited:
-            log.debug("waited %.2f s for the robot of %s", waited, row.target)
+        started = self.limiter.now()
         outcome = channel.send(row)
         self.limiter.record(key)
+        self._learn_send_seconds(self.limiter.now() - started)
         if outcome.retry_after:
             self.limiter.block(key, self._scaled(outcome.retry_after))
         return outcome
+
+    def _learn_send_seconds(self, seconds: float) -> None:
+        # A moving average; the lead before each slot absorbs its error.
+        self._send_seconds += (seconds - self._send_seconds) / 8
 
     def _reports_ambiguity(self, row: DeliveryRow) -> bool:
         """A robot row claimed again after a crash mid-send, where the config says not to re-send.

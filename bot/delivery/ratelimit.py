@@ -9,6 +9,7 @@ tests move a fake clock instead of sleeping.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict, deque
@@ -49,8 +50,9 @@ class SlidingWindowLimiter:
         with self._lock:
             self._blocked_until[key] = max(self._blocked_until.get(key, 0.0), self.now() + seconds)
 
-    def schedule(self, key: str, count: int) -> list[float]:
-        """When the next ``count`` sends to ``key`` may start, if each one finished at once."""
+    def schedule(self, key: str, count: int, duration: float = 0.0) -> list[float]:
+        """When the next ``count`` sends to ``key`` may start, one after another, if each one takes
+        ``duration`` seconds until its answer (from which it counts in the window)."""
         with self._lock:
             now = self.now()
             events = list(self._trimmed(key, now))
@@ -61,17 +63,22 @@ class SlidingWindowLimiter:
             if len(events) >= self.limit:
                 at = max(at, events[-self.limit] + self.window)
             starts.append(at)
-            events.append(at)
-            earliest = at
+            events.append(at + duration)
+            earliest = at + duration
         return starts
 
     def wait_time(self, key: str) -> float:
         return max(0.0, self.schedule(key, 1)[0] - self.now())
 
-    def acquire(self, key: str) -> float:
-        """Block until a send to ``key`` is allowed; the seconds waited. The caller ``record``s the send."""
+    def acquire(self, key: str, at_most: float = math.inf) -> float | None:
+        """Block until a send to ``key`` is allowed; the seconds waited. The caller ``record``s the send.
+
+        None when that would take more than ``at_most`` seconds in all: then it returns at once.
+        """
         waited = 0.0
         while (wait := self.wait_time(key)) > 0:
+            if waited + wait > at_most:
+                return None
             self.sleep(wait)
             waited += wait
         return waited

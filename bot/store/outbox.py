@@ -5,6 +5,9 @@ skipped. A worker claims rows under a lease (``claim_due``) just before the HTTP
 the outcome with the attempt number it claimed (``record_outcomes``, many rows in one
 transaction), so a stale worker whose lease expired cannot overwrite a newer attempt. A row whose
 lease expired while ``sending`` (the worker died) is claimed again and marked ``resent``.
+
+This module writes rows; the row snapshot (``DeliveryRow``) and the console's reads are
+``bot.store.queries``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.store.db import Store
-from bot.store.models import STATUSES, Delivery, require_aware, utc_now
+from bot.store.models import Delivery, require_aware, utc_now
+from bot.store.queries import DeliveryRow
+
+# bot/delivery/dispatcher.py imports list_deliveries from here: kept until it imports from queries.
+from bot.store.queries import list_deliveries as list_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -62,46 +69,6 @@ class NewDelivery:
 
     def __post_init__(self) -> None:
         require_aware(self.due_at, "due_at")
-
-
-@dataclass(frozen=True)
-class DeliveryRow:
-    """A snapshot of one outbox row; instants are aware UTC."""
-
-    id: int
-    key: str
-    rule: str
-    kind: str
-    occurrence: str
-    item: str | None
-    target: str
-    recipients: dict[str, Any]
-    msgtype: str
-    title: str
-    text: str
-    card: dict[str, Any] | None
-    due_at: datetime
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    lease_until: datetime | None
-    worker: str | None
-    last_error: str | None
-    errcode: int | None
-    msgid: str | None
-    response_code: str | None
-    late: bool
-    resent: bool
-    provisional: bool
-    reason: str
-    meta: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None
-
-    @classmethod
-    def of(cls, delivery: Delivery) -> DeliveryRow:
-        return cls(**{f.name: getattr(delivery, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -382,65 +349,3 @@ def retry_now(store: Store, delivery_id: int, now: datetime) -> bool:
     )
     with store.session() as session:
         return session.execute(statement).rowcount == 1
-
-
-def get_delivery(store: Store, delivery_id: int) -> DeliveryRow | None:
-    with store.session(readonly=True) as session:
-        delivery = session.get(Delivery, delivery_id)
-        return DeliveryRow.of(delivery) if delivery is not None else None
-
-
-def _filters(status: str | Sequence[str] | None = None, kind: str | None = None,
-             target: str | None = None, since: datetime | None = None, until: datetime | None = None,
-             item: str | None = None) -> list[ColumnElement[bool]]:
-    """Filters for the console; ``since``/``until`` bound the due time, [since, until)."""
-    where = []
-    if status is not None:
-        where.append(Delivery.status.in_([status] if isinstance(status, str) else list(status)))
-    for column, value in ((Delivery.kind, kind), (Delivery.target, target), (Delivery.item, item)):
-        if value is not None:
-            where.append(column == value)
-    if since is not None:
-        where.append(Delivery.due_at >= require_aware(since, "since"))
-    if until is not None:
-        where.append(Delivery.due_at < require_aware(until, "until"))
-    return where
-
-
-def list_deliveries(store: Store, *, status: str | Sequence[str] | None = None, kind: str | None = None,
-                    target: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None, item: str | None = None, limit: int = 50,
-                    offset: int = 0, order: str = "desc") -> list[DeliveryRow]:
-    """A page of rows ordered by due time (then id), newest first unless ``order='asc'``."""
-    if order not in ("asc", "desc"):
-        raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
-    keys = (Delivery.due_at, Delivery.id) if order == "asc" else (Delivery.due_at.desc(), Delivery.id.desc())
-    statement = (select(Delivery).where(*_filters(status, kind, target, since, until, item))
-                 .order_by(*keys).limit(limit).offset(offset))
-    with store.session(readonly=True) as session:
-        return [DeliveryRow.of(d) for d in session.scalars(statement)]
-
-
-def count_deliveries(store: Store, *, status: str | Sequence[str] | None = None, kind: str | None = None,
-                     target: str | None = None, since: datetime | None = None,
-                     until: datetime | None = None, item: str | None = None) -> int:
-    statement = (select(func.count()).select_from(Delivery)
-                 .where(*_filters(status, kind, target, since, until, item)))
-    with store.session(readonly=True) as session:
-        return session.execute(statement).scalar_one()
-
-
-def status_counts(store: Store) -> dict[str, int]:
-    """Rows per status, every status present (zero when none)."""
-    statement = select(Delivery.status, func.count()).group_by(Delivery.status)
-    with store.session(readonly=True) as session:
-        found: dict[str, int] = {status: count for status, count in session.execute(statement)}
-    return {status: found.get(status, 0) for status in STATUSES}
-
-
-def sent_meeting_reminders(store: Store) -> list[DeliveryRow]:
-    """Meeting reminders that went out: which meetings were announced (their uid/start in meta)."""
-    statement = (select(Delivery).where(Delivery.kind == "meeting_reminder", Delivery.status == "sent")
-                 .order_by(Delivery.due_at, Delivery.id))
-    with store.session(readonly=True) as session:
-        return [DeliveryRow.of(d) for d in session.scalars(statement)]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.calendars.holidays import HolidayCalendar, HolidayPeriod
+from bot.calendars.holiday_file import HolidayPeriod
+from bot.calendars.holidays import HolidayCalendar
 from bot.holiday_plan import period_context
 from bot.samples import TEMPLATE_KINDS, sample_context
 from bot.templates import BYTE_LIMITS, TemplateLibrary, TemplateProblem, validate_template

@@ -6,12 +6,11 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
-from bot.calendars.holidays import FESTIVAL_NAMES
+from bot.calendars.holiday_file import FESTIVAL_NAMES
+from bot.calendars.meeting_file import POLICIES
 from bot.web.common import console, mask_secrets, notice, record, runtime, settings, today
 from bot.web.holiday_status import holiday_alert
 from bot.web.ics_upload import UploadRefused, accept
-
-POLICIES = {"keep": "照常召开", "skip": "不开", "next_workday": "顺延到下一个工作日"}
 
 
 def holiday_years() -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ from flask import abort, redirect, render_template, request, url_for
 from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS
 from bot.store.models import STATUSES
-from bot.store.outbox import RETRYABLE, count_deliveries, get_delivery, list_deliveries, retry_now
+from bot.store.outbox import RETRYABLE, retry_now
+from bot.store.queries import count_deliveries, get_delivery, list_deliveries
 from bot.web.common import console, day_start, notice, now, page_of, parse_day, record, runtime, settings
 
 

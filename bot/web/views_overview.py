@@ -7,7 +7,7 @@ from typing import Any
 from flask import render_template
 
 from bot.formatting import STATUS_LABELS
-from bot.store.outbox import list_deliveries, status_counts
+from bot.store.queries import list_deliveries, status_counts
 from bot.web.common import console, now, runtime, today
 from bot.web.holiday_status import holiday_alert
 

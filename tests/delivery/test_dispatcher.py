@@ -22,7 +22,8 @@ from bot.delivery.dispatcher import AMBIGUOUS, NUDGE_CONFIRMED, Dispatcher, deli
 from bot.simulator import Simulator
 from bot.store.db import Store
 from bot.store.models import Confirmation
-from bot.store.outbox import claim_due, get_delivery, list_deliveries, record_outcome
+from bot.store.outbox import claim_due, record_outcome
+from bot.store.queries import get_delivery, list_deliveries
 
 MakeDispatcher = Callable[..., Dispatcher]
 

@@ -20,7 +20,7 @@ from bot.clock import FakeClock
 from bot.delivery.ratelimit import SlidingWindowLimiter, seed_from_store
 from bot.simulator import Simulator
 from bot.store.db import Store
-from bot.store.outbox import list_deliveries
+from bot.store.queries import list_deliveries
 
 MakeDispatcher = Callable[..., Any]
 

@@ -16,7 +16,8 @@ from sqlalchemy.exc import StatementError
 from bot.clock import BEIJING
 from bot.store.db import Store, alembic_config, normalize_url, open_store, try_leader_lock
 from bot.store.models import Base, Delivery, KeyValue
-from bot.store.outbox import claim_due, list_deliveries, sync_plan
+from bot.store.outbox import claim_due, sync_plan
+from bot.store.queries import list_deliveries
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)
 TABLES = {"deliveries", "inbox", "confirmations", "template_versions", "audit_log", "admin_users", "kv"}

@@ -8,7 +8,8 @@ import pytest
 
 from bot.clock import BEIJING
 from bot.store.db import Store
-from bot.store.outbox import AttemptOutcome, claim_due, get_delivery, record_outcomes, sync_plan
+from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes, sync_plan
+from bot.store.queries import get_delivery
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)
 DAY = timedelta(days=1)

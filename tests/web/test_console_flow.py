@@ -7,7 +7,7 @@ from datetime import datetime
 from conftest import ADMIN, csrf_token, login, make_app, post
 
 from bot.clock import BEIJING
-from bot.store.outbox import list_deliveries
+from bot.store.queries import list_deliveries
 
 
 def test_edit_preview_save_and_the_next_notice_uses_it(runtime, clock) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from bot.audit import recent
 from bot.clock import BEIJING
 from bot.store.models import Confirmation, Delivery
-from bot.store.outbox import DeliveryRow, NewDelivery, get_delivery, sync_plan
+from bot.store.outbox import NewDelivery, sync_plan
+from bot.store.queries import DeliveryRow, get_delivery
 from bot.web.holiday_status import holiday_alert
 
 HOLIDAY_KEY = "holiday_integrity|2026-dragon_boat|b1_group"     # 18 June: beyond the 35-day horizon

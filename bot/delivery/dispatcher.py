@@ -545,7 +545,9 @@ def _read_environment_once(session: requests.Session, api_base: str) -> None:
     """
     session.proxies.update(requests.utils.get_environ_proxies(api_base))
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
+    # Only for https: with a bundle path, requests stats it on every request (os.path.isdir),
+    # whatever the scheme; over plain http (the simulator) there is nothing to verify.
+    if bundle and api_base.lower().startswith("https://"):
         session.verify = bundle
     session.trust_env = False
 

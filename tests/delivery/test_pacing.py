@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
 from delivery_fakes import (
     ROBOT_SEND,
     FakeMonotonic,
@@ -17,6 +20,7 @@ from delivery_fakes import (
 )
 
 from bot.clock import FakeClock
+from bot.delivery.dispatcher import LEASE_RAN_OUT
 from bot.delivery.ratelimit import SlidingWindowLimiter, seed_from_store
 from bot.simulator import Simulator
 from bot.store.db import Store
@@ -48,6 +52,20 @@ def test_the_twenty_first_send_waits_until_the_first_leaves_the_window(mono: Fak
 def test_schedule_projects_the_queue_a_window_at_a_time(mono: FakeMonotonic) -> None:
     starts = limiter(mono, limit=2, window=10).schedule("k", 5)
     assert [s - mono() for s in starts] == pytest.approx([0, 0, 10, 10, 20])
+
+
+def test_schedule_counts_each_send_from_its_projected_answer(mono: FakeMonotonic) -> None:
+    starts = limiter(mono, limit=2, window=10).schedule("k", 5, duration=1)
+    assert [s - mono() for s in starts] == pytest.approx([0, 1, 11, 12, 22])
+
+
+def test_acquire_waits_only_as_long_as_allowed(mono: FakeMonotonic) -> None:
+    pacer = limiter(mono, limit=1, window=5)
+    pacer.record("k")
+    start = mono()
+    assert pacer.acquire("k", at_most=4) is None
+    assert mono() == start  # it did not sleep at all
+    assert pacer.acquire("k", at_most=5) == pytest.approx(5)
 
 
 def test_acquire_sleeps_and_block_holds_a_robot_back(mono: FakeMonotonic) -> None:
@@ -106,3 +124,89 @@ def test_sends_to_different_robots_overlap(store: Store, start_sim: Callable[...
     ends = sorted(r.at for r in sim.requests(ROBOT_SEND))
     most_in_flight = max(sum(1 for other in ends if end - latency < other <= end) for end in ends)
     assert most_in_flight >= 8  # one at a time would never exceed 1
+
+
+def slow_answers(mono: FakeMonotonic, seconds: float) -> requests.Session:
+    """A session whose answers come ``seconds`` of fake time after the simulator counted the send."""
+    session = requests.Session()
+    session.hooks["response"].append(lambda response, *args, **kwargs: mono.sleep(seconds))
+    return session
+
+
+def test_each_window_goes_out_in_one_pass_at_its_slot(store: Store, start_sim: Callable[..., Simulator],
+                                                      mono: FakeMonotonic, clock: FakeClock,
+                                                      make_dispatcher: MakeDispatcher) -> None:
+    # The minute scaled down to 3 s on both sides, as in bench/fanout.py: a window's 20 sends take
+    # longer than wait_horizon (0.1 s), so the lane must wait in place through the window.
+    sim = start_sim(mono, minute_seconds=3)
+    settings = make_settings(sim.url)
+    now = clock.now()
+    enqueue(store, [delivery("g5", settings, now, name=f"m{i:02d}") for i in range(45)], now)
+    # A claim of 32 rows (more than one window); each send takes 30 ms until its answer.
+    dispatcher = make_dispatcher(settings, max_workers=16, window_seconds=3, session=slow_answers(mono, 0.03))
+    sent = []
+    for _ in range(10):
+        sent.append(dispatcher.dispatch_due().sent)
+        due = dispatcher.next_due_at()
+        if due is None:
+            break
+        clock.set(max(due, clock.now()))
+    assert sent == [20, 20, 5]  # no pass claims rows only to put them back
+    times = [r.at for r in sim.requests(ROBOT_SEND)]
+    # A window after the oldest answer, not after its send: one send's 30 ms later, and not more.
+    assert times[20] - times[0] == pytest.approx(3.03) and times[40] - times[20] == pytest.approx(3.03)
+    assert [r.answer["errcode"] for r in sim.requests(ROBOT_SEND)] == [0] * 45
+    assert [m["text"]["content"] for m in sim.group_messages(robot_key(5))] == [
+        f"m{i:02d}：廉洁过节，严守纪律" for i in range(45)]
+
+
+def test_deferred_rows_come_back_just_before_the_slot_their_robots_answers_give(
+        store: Store, sim: Simulator, clock: FakeClock, mono: FakeMonotonic, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url)
+    dispatcher = make_dispatcher(settings)
+    dispatcher.limiter.seed(robot_key(6), [mono() - 50 + i for i in range(20)])  # answered 50 … 31 s ago
+    start = clock.now()
+    enqueue(store, [delivery("g6", settings, start, name=f"m{i}") for i in range(3)], start)
+    assert dispatcher.dispatch_due().deferred == 3
+    assert sim.requests(ROBOT_SEND) == []
+    slot = start + timedelta(seconds=10)  # the oldest answer leaves the window
+    rows = list_deliveries(store, limit=10, order="asc")
+    assert [row.next_attempt_at for row in rows] == [slot - timedelta(seconds=dispatcher.lead)] * 3
+    clock.set(rows[0].next_attempt_at)
+    assert dispatcher.dispatch_due().sent == 3  # one pass: the lane waits in place for each slot
+    assert [r.at - start.timestamp() for r in sim.requests(ROBOT_SEND)] == pytest.approx([10, 11, 12])
+
+
+def test_a_row_is_not_sent_when_its_lease_would_run_out_while_it_waits(
+        store: Store, sim: Simulator, clock: FakeClock, mono: FakeMonotonic, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url)  # request timeout 2 s: a lease of 68 s, of which 8 s for the send
+    dispatcher = make_dispatcher(settings, window_seconds=3600)  # waits in place of up to 120 s
+    dispatcher.limiter.seed(robot_key(7), [mono() - 3600 + 90] * 20)  # the window frees in 90 s
+    start = clock.now()
+    enqueue(store, [delivery("g7", settings, start)], start)
+    assert dispatcher.dispatch_due().deferred == 1
+    assert sim.requests(ROBOT_SEND) == []  # 90 s of waiting would leave too little of the lease
+    [row] = list_deliveries(store, limit=10)
+    assert row.last_error == LEASE_RAN_OUT
+    assert row.next_attempt_at == start + timedelta(seconds=90 - dispatcher.lead)
+    run_until_settled(dispatcher, clock)
+    [request] = sim.requests(ROBOT_SEND)
+    assert request.at - start.timestamp() == pytest.approx(90)
+
+
+def test_a_retry_keeps_the_robots_order_past_rows_deferred_before_it(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url)
+    now = clock.now()
+    enqueue(store, [delivery("g8", settings, now, name=f"m{i:02d}") for i in range(25)], now)
+    sim.inject(ROBOT_SEND, http_status=500, after=3)
+    # One claim takes all 25: m20… are deferred to the next window before m03 fails, and its retry
+    # comes after that window opens.
+    dispatcher = make_dispatcher(settings, max_workers=16, backoff=(120.0, 120.0), rng=random.Random(1))
+    run_until_settled(dispatcher, clock)
+    retried = [r for r in sim.requests(ROBOT_SEND) if r.answer and r.answer.get("errcode") == 0][3]
+    assert retried.at - now.timestamp() > 60
+    assert [m["text"]["content"] for m in sim.group_messages(robot_key(8))] == [
+        f"m{i:02d}：廉洁过节，严守纪律" for i in range(25)]
+    assert {row.status for row in list_deliveries(store, limit=100)} == {"sent"}
+    assert all(r.answer is None or r.answer["errcode"] == 0 for r in sim.requests(ROBOT_SEND))

@@ -7,16 +7,12 @@ that measure concurrency use real time instead.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from delivery_fakes import PG_URL, FakeMonotonic, postgres_problem, sim_settings
-from sqlalchemy.engine import make_url
+from delivery_fakes import FakeMonotonic, sim_settings
 
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -57,27 +53,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/data/bot.sqlite3"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    problem = postgres_problem()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    schema = f"test_delivery_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Store]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
     opened = open_store(url)
     yield opened
     opened.close()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import psycopg
 
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -20,7 +17,6 @@ from bot.store.db import Store
 from bot.store.outbox import NewDelivery, sync_plan
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CORP, SECRET, AGENT = "wwtestcorp", "test-secret", 1000002
 AES_KEY = "a" * 43
 USERS = {"zhangwei": "张伟", "lina": "李娜", "liming": "李明", "admin1": "管理员"}
@@ -67,14 +63,6 @@ def make_settings(api_base: str | None, robots: int = 30, admin: str | None = "a
         data["wecom"] = {"api_base": api_base, "corp_id": CORP, "agent_id": AGENT, "secret": SECRET,
                          "callback": {"token": "tok", "encoding_aes_key": AES_KEY}}
     return Settings.model_validate(data)
-
-
-def postgres_problem() -> str | None:
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.Error as error:
-        return f"PostgreSQL is unreachable at {PG_URL}: {error}"
-    return None
 
 
 def delivery(target: str, settings: Settings, due_at: datetime, name: str = "spring", **changes: Any) -> NewDelivery:

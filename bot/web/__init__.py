@@ -28,8 +28,8 @@ from bot.web import (
 from bot.web.common import RUNTIME_KEY, console, install_filters
 
 SECURE_COOKIE_ENV = "WECOM_REMINDER_SECURE_COOKIE"
-# The WeCom callback (signed requests); "callback" is the agreed name, "wecom_callback" the current one.
-CALLBACK_BLUEPRINTS = ("callback", "wecom_callback")
+# The WeCom callback's blueprint: its requests are signed by WeCom instead of carrying a CSRF token.
+CALLBACK_BLUEPRINT = "wecom_callback"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 HEADERS = {
@@ -62,8 +62,7 @@ def create_console(app: Flask, runtime: Runtime) -> None:
     )
     csrf = CSRFProtect(app)
     # Only the blueprint's name matters to the exemption, so it holds even if the callback registers later.
-    for name in CALLBACK_BLUEPRINTS:
-        csrf.exempt(app.blueprints.get(name) or Blueprint(name, __name__))
+    csrf.exempt(app.blueprints.get(CALLBACK_BLUEPRINT) or Blueprint(CALLBACK_BLUEPRINT, __name__))
     install_filters(app)
     app.register_blueprint(console)
     app.register_error_handler(CSRFError, _csrf_refused)

@@ -35,6 +35,7 @@ from wecom_side import (
 )
 from werkzeug.serving import make_server
 
+import bot.simulator
 from bot.callback import MAX_BODY, PATH, CallbackBlueprint, callback_blueprint
 from bot.clock import BEIJING, Clock, FakeClock, SystemClock
 from bot.config import Settings
@@ -419,7 +420,6 @@ def test_bad_callbacks_are_refused_and_nothing_is_recorded(client: FlaskClient, 
 
 @pytest.fixture
 def live(tmp_path: Path, store: Store) -> Iterator[tuple[Any, Service]]:
-    simulator_module = pytest.importorskip("bot.simulator")
     now = SystemClock().now()
     fmt = "%Y-%m-%d %H:%M"
     schedule = schedule_of(tmp_path, item_yaml("live-item", (now - timedelta(days=1)).strftime(fmt),
@@ -428,11 +428,11 @@ def live(tmp_path: Path, store: Store) -> Iterator[tuple[Any, Service]]:
     server = make_server("127.0.0.1", 0, make_app(service), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    settings = simulator_module.SimulatorSettings(
+    settings = bot.simulator.SimulatorSettings(
         corp_id=CORP, secret="s", agent_id=1000002, callback_token=TOKEN, encoding_aes_key=AES_KEY,
         callback_url=f"http://127.0.0.1:{server.port}{PATH}", robots={},
         users={"zhangwei": "张伟", "lina": "李娜", "wangfang": "王芳"})
-    sim = simulator_module.Simulator(settings)
+    sim = bot.simulator.Simulator(settings)
     sim.start()
     yield sim, service
     sim.stop()

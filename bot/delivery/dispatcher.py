@@ -52,14 +52,8 @@ from bot.delivery.wecom import Outcome, max_attempts_for
 from bot.errors import DeliveryError
 from bot.store.db import Store
 from bot.store.models import Confirmation, Delivery
-from bot.store.outbox import (
-    AttemptOutcome,
-    DeliveryRow,
-    claim_due,
-    list_deliveries,
-    record_outcomes,
-    set_status,
-)
+from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes, set_status
+from bot.store.queries import DeliveryRow, list_deliveries
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,6 @@ from bot.store.db import Store
 from bot.store.models import Delivery, require_aware, utc_now
 from bot.store.queries import DeliveryRow
 
-# bot/delivery/dispatcher.py imports list_deliveries from here: kept until it imports from queries.
-from bot.store.queries import list_deliveries as list_deliveries
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")

@@ -1,7 +1,9 @@
 """The dispatcher: claims due outbox rows, sends them, records each outcome with its attempt.
 
 Sends to different robots and app recipients run concurrently in a thread pool; sends to one
-robot run in order, in one lane, paced by ``SlidingWindowLimiter``. Transient failures are retried
+robot run in order, in one lane, paced by ``SlidingWindowLimiter``. An app message waits (a
+deferral, like a robot's) while one of the members it names has had 30 in the last minute or 1,000
+in the last hour (``MemberQuota``): WeCom drops those silently. Transient failures are retried
 with exponential backoff and jitter up to ``delivery.max_attempts``; final failures, ambiguous
 robot sends and missed rows raise an alert to ``admins.target``.
 
@@ -47,7 +49,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import alerts
 from bot.delivery.channels import RobotChannel, channel_for
-from bot.delivery.ratelimit import SlidingWindowLimiter, seed_from_store
+from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, app_members, seed_from_store
 from bot.delivery.wecom import Outcome, max_attempts_for
 from bot.errors import DeliveryError
 from bot.store.db import Store
@@ -61,6 +63,7 @@ FINAL = ("sent", "failed", "unknown", "cancelled", "skipped", "missed")
 MAX_ROUNDS = 10_000  # claims per pass; only a runaway loop gets near it
 RECORD_BATCH = 200  # outcomes per transaction, at most
 DEFERRED = "按群机器人发送频率限制排队等待发送"
+MEMBER_DEFERRED = "按企业微信对每位成员每分钟30条、每小时1000条的限制排队等待发送"
 LEASE_RAN_OUT = "租约将到期，留待下一轮发送"
 NUDGE_CONFIRMED = "该支部已确认完成学习，不再催办"
 # Both 'unknown' reasons end with this; a row claimed again after one was re-queued by an administrator.
@@ -136,9 +139,11 @@ class Dispatcher:
         self.session = _pooled(session, settings, max_workers)
         self.limiter = SlidingWindowLimiter(settings.delivery.robot_per_minute, window_seconds, monotonic, sleep)
         seed_from_store(self.limiter, store, clock.now())
+        self.members = MemberQuota(window_seconds, monotonic)
+        self.members.seed_from_store(store, clock.now())
         self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="wecom-send")
         self.batch = 2 * max_workers
-        timeout = settings.delivery.request_timeout.total_seconds()
+        timeout = self.request_timeout = settings.delivery.request_timeout.total_seconds()
         # The worst case of one send: an app call, a token refresh and the call again (plus gettoken).
         self.send_margin = timedelta(seconds=4 * timeout)
         self.lease_seconds = int(4 * timeout + 60)
@@ -316,6 +321,9 @@ class Dispatcher:
         now = self.clock.now()
         if row.lease_until is not None and row.lease_until - now < self.send_margin:
             return _Result(row, "retry", LEASE_RAN_OUT, now)
+        members = app_members(row.recipients) if self.settings.wecom is not None else []
+        if members and (wait := self.members.reserve(members, self.request_timeout)) > 0:
+            return _Result(row, "retry", MEMBER_DEFERRED, now + timedelta(seconds=wait))
         outcome = self._attempt(row)
         status, error, next_at = self._decide(row, outcome, self.clock.now())
         return _Result(row, status, error, next_at, outcome)

@@ -1,4 +1,4 @@
-"""Per-robot pacing: at most ``limit`` sends in any sliding window of ``window`` seconds.
+"""Pacing: per robot, at most ``limit`` sends in any sliding window of ``window`` seconds.
 
 WeCom allows 20 messages a minute per robot and answers 45009 beyond it; whether its window
 slides is unconfirmed, so we pace as if it does (wecom.md §2). A send counts from the moment its
@@ -90,25 +90,75 @@ class SlidingWindowLimiter:
         return events
 
 
-def recent_robot_sends(store: Store, since: datetime) -> dict[str, list[datetime]]:
-    """Robot key → times of the sends recorded since ``since`` (to seed a limiter at start)."""
+class MemberQuota:
+    """WeCom's quotas per member on app messages: 30 a minute and 1,000 an hour (wecom.md §4).
+
+    Over them WeCom answers errcode 0 and drops the message: nothing tells us, so we must never go
+    over. A send is reserved for each of its members before it starts and counted from the latest
+    moment it can reach WeCom (its start plus the request timeout), so sends to one member running
+    side by side cannot overrun together. Members reached through a department or a tag, and
+    ``@all``, are not known here and not paced.
+    """
+
+    def __init__(self, window: float = 60.0, now: Callable[[], float] = time.monotonic,
+                 per_minute: int = 30, per_hour: int = 1000) -> None:
+        self.minute = SlidingWindowLimiter(per_minute, window, now)
+        self.hour = SlidingWindowLimiter(per_hour, window * 60, now)
+        self._lock = threading.Lock()
+
+    def reserve(self, members: Iterable[str], in_flight: float) -> float:
+        """0.0 when a send to all of ``members`` may start now (it is then counted for each of them);
+        else the seconds until it may, and nothing is counted."""
+        members = list(members)
+        with self._lock:
+            wait = max((limiter.wait_time(member) for member in members for limiter in (self.minute, self.hour)),
+                       default=0.0)
+            if wait > 0:
+                return wait
+            at = self.minute.now() + in_flight
+            for member in members:
+                self.minute.record(member, at)
+                self.hour.record(member, at)
+            return 0.0
+
+    def seed_from_store(self, store: Store, wall_now: datetime) -> int:
+        """Seed both windows from the outbox; the sends found within the hour."""
+        seed_from_store(self.minute, store, wall_now, app_members)
+        return seed_from_store(self.hour, store, wall_now, app_members)
+
+
+def robot_keys(recipients: dict[str, object]) -> list[str]:
+    key = recipients.get("webhook_key")
+    return [str(key)] if key else []
+
+
+def app_members(recipients: dict[str, object]) -> list[str]:
+    """The members an app message names one by one (none for ``@all``)."""
+    users = recipients.get("touser") or []
+    if not isinstance(users, list) or "@all" in users:
+        return []
+    return [str(user) for user in users]
+
+
+def recent_sends(store: Store, since: datetime,
+                 keys_of: Callable[[dict[str, object]], list[str]]) -> dict[str, list[datetime]]:
+    """Key (robot or member) → times of the sends recorded since ``since`` (to seed a limiter at start)."""
     statement = select(Delivery.recipients, Delivery.sent_at).where(
         Delivery.status == "sent", Delivery.sent_at >= since)
     sends: dict[str, list[datetime]] = defaultdict(list)
     with store.session(readonly=True) as session:
         for recipients, sent_at in session.execute(statement):
-            key = (recipients or {}).get("webhook_key")
-            if key:
+            for key in keys_of(recipients or {}):
                 sends[key].append(sent_at)
     return dict(sends)
 
 
-def seed_from_store(limiter: SlidingWindowLimiter, store: Store, wall_now: datetime) -> int:
-    """Seed every robot's window from the outbox; the number of sends found."""
+def seed_from_store(limiter: SlidingWindowLimiter, store: Store, wall_now: datetime,
+                    keys_of: Callable[[dict[str, object]], list[str]] = robot_keys) -> int:
+    """Seed the limiter from the outbox's sends within its window; the number of sends found."""
     mono_now = limiter.now()
     found = 0
-    for key, times in recent_robot_sends(store, wall_now - timedelta(seconds=limiter.window)).items():
+    for key, times in recent_sends(store, wall_now - timedelta(seconds=limiter.window), keys_of).items():
         limiter.seed(key, (mono_now - (wall_now - t).total_seconds() for t in times))
         found += len(times)
     return found
-

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 from delivery_fakes import (
+    APP_SEND,
     ROBOT_SEND,
     FakeMonotonic,
     delivery,
@@ -20,8 +21,8 @@ from delivery_fakes import (
 )
 
 from bot.clock import FakeClock
-from bot.delivery.dispatcher import LEASE_RAN_OUT
-from bot.delivery.ratelimit import SlidingWindowLimiter, seed_from_store
+from bot.delivery.dispatcher import LEASE_RAN_OUT, MEMBER_DEFERRED
+from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, seed_from_store
 from bot.simulator import Simulator
 from bot.store.db import Store
 from bot.store.queries import list_deliveries
@@ -210,3 +211,52 @@ def test_a_retry_keeps_the_robots_order_past_rows_deferred_before_it(
         f"m{i:02d}：廉洁过节，严守纪律" for i in range(25)]
     assert {row.status for row in list_deliveries(store, limit=100)} == {"sent"}
     assert all(r.answer is None or r.answer["errcode"] == 0 for r in sim.requests(ROBOT_SEND))
+
+
+def test_member_quota_reserves_for_every_member_and_counts_from_the_latest_arrival(mono: FakeMonotonic) -> None:
+    quota = MemberQuota(60, mono, per_minute=3, per_hour=5)
+    for _ in range(3):
+        assert quota.reserve(["a", "b"], in_flight=2) == 0
+    assert quota.reserve(["c"], in_flight=2) == 0           # another member is not held back
+    assert quota.reserve(["a"], in_flight=2) == pytest.approx(62)  # counted from start + timeout
+    assert quota.reserve(["b", "c"], in_flight=2) == pytest.approx(62)  # one member over holds the message
+    mono.sleep(62)
+    assert quota.reserve(["a"], in_flight=2) == 0
+    assert quota.reserve(["a"], in_flight=2) == 0
+    mono.sleep(62)
+    assert quota.reserve(["a"], in_flight=2) == pytest.approx(2 + 3600 - 124)  # the hour's five are used up
+
+
+def test_app_messages_to_one_member_are_paced_so_wecom_drops_none(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url, max_attempts=1)  # a deferral is not a failed attempt
+    start = clock.now()
+    enqueue(store, [delivery("office", settings, start, name=f"m{i:02d}") for i in range(40)], start)
+    run_until_settled(make_dispatcher(settings), clock)
+    assert sim.dropped == []
+    sends = sim.requests(APP_SEND)
+    assert [r.answer["errcode"] for r in sends] == [0] * 40
+    times = sorted(r.at for r in sends)
+    assert all(later - earlier >= 60 for earlier, later in zip(times, times[30:], strict=False))
+    assert times[-1] - start.timestamp() < 60 + 2 * 2 + 5  # one window, counted from start + timeout
+    for user in ("zhangwei", "lina"):
+        assert sorted(m["text"]["content"] for m in sim.user_messages(user)) == [
+            f"m{i:02d}：廉洁过节，严守纪律" for i in range(40)]
+    assert {row.status for row in list_deliveries(store, limit=100)} == {"sent"}
+
+
+def test_a_restart_keeps_a_members_quota(store: Store, sim: Simulator, clock: FakeClock,
+                                         make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url)
+    start = clock.now()
+    enqueue(store, [delivery("admin", settings, start, name=f"m{i:02d}") for i in range(30)], start)
+    assert make_dispatcher(settings).dispatch_due().sent == 30
+    clock.advance(20)
+    enqueue(store, [delivery("admin", settings, clock.now(), name="late")], clock.now())
+    report = make_dispatcher(settings).dispatch_due()  # a new dispatcher: a restarted process
+    assert (report.sent, report.deferred) == (0, 1)
+    [row] = list_deliveries(store, status="retry", limit=10)
+    assert row.last_error == MEMBER_DEFERRED and row.attempts == 1
+    run_until_settled(make_dispatcher(settings), clock)
+    assert sim.dropped == []
+    assert len(sim.user_messages("admin1")) == 31

@@ -32,6 +32,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot.errors import TemplateError
+from bot.template_syntax import chinese_syntax_error
 
 MSGTYPES = ("text", "markdown")
 BYTE_LIMITS = {"text": 2048, "markdown": 4096}
@@ -251,7 +252,7 @@ class TemplateLibrary:
             text = _bounded_output(env.get_template(name).generate(dict(context)), origin).strip()
         except TemplateSyntaxError as exc:
             line = exc.lineno + source.body_line - 1 if exc.name in (name, None) else exc.lineno
-            raise TemplateError(f"模板语法错误：{exc.message}", file=origin, line=line,
+            raise TemplateError(f"模板语法错误：{chinese_syntax_error(exc.message or '')}", file=origin, line=line,
                                 fix="检查 {{ }}、{% %} 是否成对，标签是否拼写正确") from None
         except UndefinedError as exc:
             raise TemplateError(f"模板使用了不存在的变量：{_undefined_name(exc)}", file=origin,
@@ -306,14 +307,14 @@ def validate_template(library: TemplateLibrary, name: str, text: str,
     trial = library.with_edit(name, text)
     try:
         source = trial.source(name)
-        ast = trial.environment().parse(source.body)
+        undeclared = meta.find_undeclared_variables(trial.environment().parse(source.body))  # compiles: unknown filters
     except TemplateError as exc:
         return [TemplateProblem(str(exc), exc.line)]
     except TemplateSyntaxError as exc:
         line = exc.lineno + source.body_line - 1
-        return [TemplateProblem(f"第 {line} 行：模板语法错误：{exc.message}。"
+        return [TemplateProblem(f"第 {line} 行：模板语法错误：{chinese_syntax_error(exc.message or '')}。"
                                 "处理办法：检查 {{ }}、{% %} 是否成对，标签是否拼写正确", line)]
-    unknown = sorted(meta.find_undeclared_variables(ast) - set(sample) - {"range", "loop"})
+    unknown = sorted(undeclared - set(sample) - {"range", "loop"})
     if unknown:
         return [TemplateProblem(f"模板使用了不存在的变量：{'、'.join(unknown)}。"
                                 f"处理办法：可用的变量有 {'、'.join(sorted(sample))}", None)]

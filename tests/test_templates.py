@@ -6,6 +6,7 @@ import pytest
 
 from bot.errors import TemplateError
 from bot.samples import sample_context
+from bot.template_syntax import chinese_syntax_error
 from bot.templates import (
     TemplateLibrary,
     cn_date,
@@ -61,6 +62,30 @@ def test_syntax_error_names_the_file_line(library: TemplateLibrary) -> None:
     assert len(problems) == 1
     assert problems[0].line is not None and problems[0].line >= 7
     assert "语法错误" in problems[0].message and "处理办法" in problems[0].message
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("{{ holiday.name ", "模板意外结束，缺少 “}}”"),
+    ("{{ holiday.name }", "此处不应出现 “}”"),
+    ("{% if holiday.days %}没有结束", "{% if %} 块没有结束，缺少 {% elif %} 或 {% else %} 或 {% endif %}"),
+    ("{% if holiday.days %}x{% endfor %}", "无法识别的标签 {% endfor %}：此处应为 {% elif %} 或 {% else %} 或 {% endif %}"),
+    ("{% fro x in holiday.work_days %}{% endfor %}", "无法识别的标签 {% fro %}"),
+    ("{{ holiday.name holiday.days }}", "此处应为 “}}”，实际是 “holiday”"),
+    ("{{ holiday.start | cn_dat }}", "没有名为 cn_dat 的过滤器"),
+    ("{{ '廉洁过节 }}", "无法识别的字符 “'”（字符串的引号是否成对？）"),
+    ("{# 注释", "注释 {# 缺少结尾的 #}"),
+    ("{{ }}", "此处缺少变量或表达式（遇到 “}}”）"),
+], ids=["unclosed-print", "half-closed", "unclosed-if", "wrong-end-tag", "unknown-tag", "two-expressions",
+        "unknown-filter", "unclosed-string", "unclosed-comment", "empty-print"])
+def test_syntax_errors_are_explained_in_chinese(library: TemplateLibrary, body: str, says: str) -> None:
+    problems = validate_template(library, "holiday_integrity", HEAD + body + "\n", sample_context("holiday_integrity"))
+    assert len(problems) == 1
+    assert says in problems[0].message
+    assert "Jinja" not in problems[0].message and "expected" not in problems[0].message
+
+
+def test_an_unrecognised_jinja_error_keeps_jinja_words_behind_a_chinese_lead() -> None:
+    assert chinese_syntax_error("something new") == "无法解析的写法（Jinja 的提示：something new）"
 
 
 def test_unknown_variable_is_named_with_the_known_ones(library: TemplateLibrary) -> None:

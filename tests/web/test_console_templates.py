@@ -54,6 +54,15 @@ def test_syntax_error_is_refused_with_its_line(admin, runtime) -> None:
     assert runtime.on_replan_requested.calls == 0
 
 
+def test_unknown_filter_is_refused_in_chinese_not_a_server_error(admin, runtime) -> None:
+    response = post(admin, f"/admin/templates/{NAME}",
+                    {"text": edited(runtime, "{{ holiday.name }}", "{{ holiday.name | cn_dat }}")})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "没有名为 cn_dat 的过滤器" in page and "未保存" in page
+    assert history(runtime.store, NAME) == []
+
+
 def test_unknown_variable_is_refused(admin, runtime) -> None:
     response = post(admin, f"/admin/templates/{NAME}", {"text": edited(runtime, "{{ holiday.name }}", "{{ holliday.name }}")})
     assert response.status_code == 422

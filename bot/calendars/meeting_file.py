@@ -79,7 +79,7 @@ class _Reader:
             else defaults["reminders"],
             on_day_off=self.policy(policy, (*at, "on_day_off")),
             exceptions=self.exceptions(data.get("exceptions"), (*at, "exceptions"), rule, first, until),
-            source=self.path.name)
+            source=self.path.name, repeat=str(data["repeat"]).strip() if "repeat" in data else None)
 
     def recurrence(self, data: Mapping[str, Any], at: KeyPath) -> tuple[str | None, date, date | None]:
         given = [key for key in ("repeat", "rrule", "date") if key in data]

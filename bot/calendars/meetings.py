@@ -64,6 +64,7 @@ class MeetingSeries:
     on_day_off: str
     exceptions: tuple[MeetingException, ...] = ()
     source: str = "meetings.yaml"          # the file it comes from, for reasons and reports
+    repeat: str | None = None              # the cadence as written ("每月第一个周五"), for display
 
 
 @dataclass(frozen=True)

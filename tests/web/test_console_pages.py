@@ -273,6 +273,7 @@ def upload(client, name: str, text: str):
 def test_calendars_page_shows_years_and_series(admin) -> None:
     page = admin.get("/admin/calendars").get_data(as_text=True)
     assert "国务院办公厅关于2026年部分节假日安排的通知" in page and "第一党支部支委会" in page
+    assert "每季度第一个月第三个周二" in page and "FREQ=" not in page  # the cadence as the file says it
 
 
 def test_valid_ics_is_saved_with_a_safe_name(admin, runtime) -> None:

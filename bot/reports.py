@@ -6,7 +6,6 @@ Chinese headers, widths, a frozen header and a landscape, fit-to-width print set
 
 from __future__ import annotations
 
-import csv
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import BEIJING
+from bot.csv_files import write_rows
 from bot.ledger import ReportRow
 
 STATUS_LABELS = {"confirmed": "按时完成", "late": "逾期完成", "pending": "未完成（未到截止时间）",
@@ -146,12 +146,9 @@ def write_csv(path: str | Path, rows: Sequence[ReportRow], summary: ReportSummar
     """UTF-8 with BOM, Chinese headers; the yearly sentences follow the table after a blank line."""
     path = Path(path)
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADERS)
-        writer.writerows(cells(r) for r in rows)
+        write_rows(handle, HEADERS, [cells(r) for r in rows])
         if summary and summary.years:
-            writer.writerow([])
-            writer.writerows([year.sentence] for year in summary.years)
+            write_rows(handle, [], [[year.sentence] for year in summary.years])
     return path
 
 

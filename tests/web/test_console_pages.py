@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import date, datetime, timedelta
 
@@ -167,6 +168,28 @@ def test_failed_delivery_shows_the_error_without_secrets_and_can_be_retried(admi
     assert recent(runtime.store)[0].action == "重试发送"
     assert post(admin, f"/admin/deliveries/{row_id}/retry").status_code == 302   # not retryable now
     assert len([e for e in recent(runtime.store) if e.action == "重试发送"]) == 1
+
+
+def test_deliveries_export_as_csv_follows_the_filters_and_hides_secrets(admin, runtime) -> None:
+    add_deliveries(runtime, 3, datetime(2026, 4, 1, 9, tzinfo=BEIJING))
+    add_deliveries(runtime, 2, datetime(2026, 4, 20, 9, tzinfo=BEIJING), kind="meeting_reminder", target="b2_group")
+    key = runtime.settings().targets["b1_group"].key.get_secret_value()
+    set_failed(runtime, "test|announcement|091|0", f"=HYPERLINK(\"x\") 群机器人密钥无效 ?key={key}")
+    page = admin.get("/admin/deliveries?kind=announcement").get_data(as_text=True)
+    assert "/admin/deliveries/export.csv?kind=announcement" in page
+    response = admin.get("/admin/deliveries/export.csv?kind=announcement")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    data = response.get_data()
+    assert data.startswith("\ufeff".encode())  # Excel and WPS read it as UTF-8
+    table = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert table[0][:6] == ["计划发送时间", "实际发送时间", "类别", "发送对象", "标题", "状态"]
+    assert [line[0] for line in table[1:]] == ["2026-04-01 09:00", "2026-04-01 10:00", "2026-04-01 11:00"]
+    first = dict(zip(table[0], table[1], strict=True))
+    assert first["发送对象"] == "第一党支部群" and first["状态"] == "发送失败" and first["企业微信错误码"] == "93000"
+    assert first["说明"].startswith("'=HYPERLINK")  # a spreadsheet shows it as text, never runs it
+    assert key not in data.decode("utf-8-sig")
+    assert admin.get("/admin/deliveries/export.csv?status=sent").get_data().decode("utf-8-sig").count("\n") == 1
 
 
 # ---- ledger ---------------------------------------------------------------------------------

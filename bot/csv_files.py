@@ -1,0 +1,32 @@
+"""CSV files an office opens in Excel or WPS: UTF-8 with a BOM, and no cell run as a formula.
+
+A cell that begins with = + - @ (or a tab or carriage return) would be taken for a formula by a
+spreadsheet; such a cell is written with a leading apostrophe, which the spreadsheet hides.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def write_rows(handle: Any, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(headers)
+    writer.writerows([safe_cell(value) for value in row] for row in rows)
+
+
+def csv_bytes(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    handle = io.StringIO(newline="")
+    write_rows(handle, headers, rows)
+    return handle.getvalue().encode("utf-8-sig")

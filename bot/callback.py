@@ -112,7 +112,7 @@ def _guarded(handler: Callable[[], Response]) -> Response:
     try:
         return handler()
     except Refused as refused:
-        log.info("callback refused (%d): %s", refused.status, refused.message)
+        log.info("拒绝回调（%d）：%s", refused.status, refused.message)
         return Response(refused.message, status=refused.status, content_type="text/plain; charset=utf-8")
 
 
@@ -205,7 +205,7 @@ def _verify(ctx: CallbackContext) -> Response:
         raise Refused(403, "CorpID 不符") from None
     except Exception:  # noqa: BLE001
         raise Refused(400, "echostr 无法解密") from None
-    log.info("callback URL verified")
+    log.info("回调地址验证通过")
     return Response(plaintext.encode("utf-8"), status=200, content_type="text/plain; charset=utf-8")
 
 
@@ -224,8 +224,8 @@ def _receive(ctx: CallbackContext, writer: InboxWriter) -> Response:
     _check_skew(query, now)
     inbound = _inbound(_decrypt(_crypto(wecom), query, encrypted))
     reply, fresh = _record_and_answer(ctx, writer, inbound, now)
-    log.info("callback from %s (%s) %s: %s", inbound.user, inbound.get("MsgType"),
-             "answered" if fresh else "repeated", "reply sent" if reply else "no reply")
+    log.info("收到 %s 的回调（%s）%s，%s", inbound.user, inbound.get("MsgType"),
+             "" if fresh else "（重复推送）", "已被动回复" if reply else "无需回复")
     if not reply:
         return Response(b"", status=200)
     return Response(_passive_reply(wecom, inbound.user, reply, query, now), status=200,
@@ -261,7 +261,7 @@ def _answer(responder: Responder, inbound: Inbound, now: datetime) -> Outcome | 
             return responder.click(now, inbound.user, inbound.get("EventKey"))
     except TemplateError as exc:
         # Whatever was confirmed stays recorded; a broken edited template must not lose it.
-        log.error("reply template failed, answering with the fallback text: %s", exc)
+        log.error("回复模板出错，改用默认回复：%s", exc)
         return Outcome(FALLBACK_REPLY)
     return None  # other messages and events are recorded, not answered
 
@@ -280,12 +280,12 @@ def _update_card(settings: Settings, response_code: str, userid: str, label: str
     try:
         from bot.delivery.wecom import update_template_card
     except ImportError:
-        log.warning("card not updated: bot.delivery.wecom.update_template_card is not available")
+        log.warning("未更新卡片：缺少 update_template_card")
         return
     try:
         update_template_card(settings, response_code, [userid], label)
     except Exception:  # noqa: BLE001 - the confirmation stands; a stale button is cosmetic
-        log.warning("could not update the template card for %s", userid, exc_info=True)
+        log.warning("未能更新 %s 的模板卡片", userid, exc_info=True)
 
 
 # ---- the passive reply ----------------------------------------------------------------------

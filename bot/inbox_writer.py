@@ -174,11 +174,11 @@ class InboxWriter:
         try:
             results = self._transaction(groups, careful=False)
         except Exception:  # noqa: BLE001 - rare: find the culprit, keep the rest
-            log.warning("a batch of %d callbacks failed; recording them one by one", len(jobs), exc_info=True)
+            log.warning("一批 %d 条回调写入失败，改为逐条记录", len(jobs), exc_info=True)
             try:
                 results = self._transaction(groups, careful=True)
             except Exception:  # noqa: BLE001 - nothing of this batch is recorded; every request hears so
-                log.exception("could not record %d callbacks", len(jobs))
+                log.exception("%d 条回调未能记录", len(jobs))
                 results = {key: NotRecorded("the batch's transaction failed") for key in groups}
         for key, group in groups.items():
             result = results[key]
@@ -203,7 +203,7 @@ class InboxWriter:
                 try:
                     results[job.inbound.dedupe_key] = _record_one(session, answer, job)
                 except Exception as exc:  # noqa: BLE001 - one bad message must not lose the others
-                    log.exception("could not record the callback %s", job.inbound.dedupe_key)
+                    log.exception("回调 %s 未能记录", job.inbound.dedupe_key)
                     results[job.inbound.dedupe_key] = NotRecorded(f"failed: {exc.__class__.__name__}")
                     # Its savepoint was rolled back: the answerer may remember what no longer exists.
                     answer = self._prepare(session, [])

@@ -25,6 +25,7 @@ from bot.studies import StudyItem, StudySchedule
 log = logging.getLogger(__name__)
 
 Source = Literal["reply", "button", "manual"]
+SOURCE_LABELS = {"reply": "回复消息", "button": "点击卡片", "manual": "管理员补录"}
 Status = Literal["confirmed", "late", "pending", "missing"]
 
 
@@ -66,7 +67,8 @@ def confirm_in(session: Session, item: str, branch: str, by: str, at: datetime, 
         existing = _confirmation(session, item, branch)
         assert existing is not None
         return _remember(known, existing)
-    log.info("study %s confirmed for branch %s by %s (%s%s)", item, branch, by, source, ", late" if row.late else "")
+    log.info("学习已确认：%s，支部 %s，确认人 %s（%s%s）", item, branch, by, SOURCE_LABELS.get(source, source),
+             "，逾期" if row.late else "")
     return replace(_remember(known, _result(row, created=False)), created=True)
 
 

@@ -15,11 +15,10 @@ from typing import Any
 
 from bot.clock import BEIJING
 from bot.csv_files import write_rows
-from bot.ledger import ReportRow
+from bot.ledger import SOURCE_LABELS, ReportRow
 
 STATUS_LABELS = {"confirmed": "按时完成", "late": "逾期完成", "pending": "未完成（未到截止时间）",
                  "missing": "逾期未完成"}
-SOURCE_LABELS = {"reply": "回复消息", "button": "点击卡片", "manual": "管理员补录"}
 HEADERS = ("学习内容", "期号", "支部", "支部书记", "截止时间", "完成情况", "确认时间", "确认人", "确认方式", "备注")
 WIDTHS = (34, 6, 14, 10, 18, 20, 18, 12, 12, 24)
 

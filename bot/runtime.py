@@ -215,7 +215,7 @@ class Runtime:
             try:
                 fn()
             except Exception:
-                log.exception("callback follow-up failed")
+                log.exception("回调的后续处理失败")
         self._background.submit(guarded)
 
     def close(self) -> None:

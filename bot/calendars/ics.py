@@ -199,14 +199,14 @@ def _accept(cache: _Cache, cached_text: str | None, response: requests.Response)
         return _keep(cache, cached_text, f"下载的内容不是有效的日历：{exc}")
     cache.write(text, {"etag": response.headers.get("ETag"),
                        "last_modified": response.headers.get("Last-Modified")})
-    log.info("fetched calendar %s (%d bytes)", cache.shown_url, len(response.content))
+    log.info("已获取日历 %s（%d 字节）", cache.shown_url, len(response.content))
     return FetchResult(text, False, None)
 
 
 def _keep(cache: _Cache, cached_text: str | None, reason: str) -> FetchResult:
     kept = "继续使用上次成功获取的副本" if cached_text is not None else "此前没有成功获取过，该日历中的会议暂不提醒"
     error = f"获取日历 {cache.shown_url} 失败：{reason}；{kept}。处理办法：检查日历地址和网络，或联系日历发布方"
-    log.warning("calendar fetch failed: %s (%s)", cache.shown_url, reason)
+    log.warning("获取日历失败：%s（%s）", cache.shown_url, reason)
     return FetchResult(cached_text, cached_text is not None, error)
 
 

@@ -41,7 +41,7 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
     """Queue one alert per admin target, due now; the number queued (0 without an admin target)."""
     admin = settings.admins.target
     if not admin:
-        log.warning("no admins.target configured; alert not sent: %s (%d lines)", title, len(lines))
+        log.warning("未配置 admins.target，告警未发送：%s（%d 条）", title, len(lines))
         return 0
     message = render_alert(settings, title, lines, advice)
     seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + title + "\n".join(lines)
@@ -51,7 +51,7 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
                for name in settings.resolve_targets([admin]) if name in targets]
     # An empty window: sync_plan only inserts (idempotently) and cancels nothing.
     result = sync_plan(store, planned, now, now, now)
-    log.info("alert queued for %s: %s", admin, title)
+    log.info("已加入告警，发往 %s：%s", admin, title)
     return result.inserted
 
 
@@ -73,6 +73,6 @@ def render_alert(settings: Settings, title: str, lines: Sequence[str], advice: s
         return TemplateLibrary(settings.path("messages")).render("alert", context)
     except (BotError, TemplateNotFound):
         # A broken alert template must not hide the alert itself.
-        log.warning("alert template could not be rendered; sending plain text", exc_info=True)
+        log.warning("告警模板无法渲染，改发纯文本", exc_info=True)
         text = "\n".join([f"【wecom-reminder 告警】{title}", *(f"- {line}" for line in shown), f"处理建议：{advice}"])
         return RenderedMessage("text", "发送异常告警", text)

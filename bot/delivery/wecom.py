@@ -309,7 +309,7 @@ class WeComApp:
         except WeChatClientException as exc:
             if exc.errcode not in TOKEN_ERRORS:
                 raise
-            log.info("access token rejected (errcode %s); fetching a new one once", exc.errcode)
+            log.info("access_token 失效（错误码 %s），重新获取一次", exc.errcode)
         return self._post(endpoint, data, self._refresh(token))
 
     def _token(self) -> str:

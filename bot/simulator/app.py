@@ -126,7 +126,7 @@ class Simulator:
                 answer = error_answer(error, call.ip)
             except (TypeError, AttributeError, KeyError, ValueError):
                 # a field of the wrong shape: WeCom answers with an errcode, never with a 500
-                log.warning("simulator: malformed parameters on %s", path, exc_info=True)
+                log.warning("模拟器：%s 的参数格式错误", path, exc_info=True)
                 answer = error_answer(ApiError(40058), call.ip)
             self._record(path, call, 200, answer)
         return json_response(answer)
@@ -270,6 +270,6 @@ def serve_simulator(settings: SimulatorSettings, host: str, port: int) -> None:
 
     simulator = Simulator(settings)
     simulator.url = f"http://{host}:{port}"
-    log.info("WeCom simulator on http://%s:%d", host, port)
+    log.info("企业微信模拟器：http://%s:%d", host, port)
     waitress.serve(simulator.app, host=host, port=port, threads=8)
 

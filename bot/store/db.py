@@ -177,5 +177,5 @@ def _release(connection: Connection, key: int) -> None:
         connection.execute(select(func.pg_advisory_unlock(key)))
     except Exception:
         # A connection that may still hold the lock must never go back to the pool.
-        log.warning("could not release advisory lock %s; discarding the connection", key)
+        log.warning("未能释放咨询锁 %s，丢弃该数据库连接", key)
         connection.invalidate()

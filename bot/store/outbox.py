@@ -318,7 +318,7 @@ def recover_overdue(store: Store, now: datetime, grace: timedelta) -> RecoveryRe
         ).rowcount
         rows = sorted((DeliveryRow.of(d) for d in missed), key=lambda r: (r.due_at, r.id))
     if rows:
-        log.warning("%d deliveries missed while the service was down", len(rows))
+        log.warning("服务停止期间有 %d 条消息错过发送时间", len(rows))
     return RecoveryResult(late=late, missed=rows)
 
 

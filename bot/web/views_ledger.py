@@ -29,7 +29,7 @@ def _modules() -> tuple[Any, Any] | None:
     try:
         from bot import ledger, reports
     except ImportError:
-        log.exception("the study ledger modules are missing")
+        log.exception("学习台账模块缺失")
         return None
     return ledger, reports
 

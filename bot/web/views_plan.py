@@ -94,7 +94,7 @@ def build(first: date, last: date) -> tuple[Plan | None, str | None]:
     except BotError as exc:
         return None, mask_secrets(exc)
     except Exception as exc:  # the page must still open and say what went wrong
-        log.exception("building the plan for the console failed")
+        log.exception("管理后台生成发送计划失败")
         return None, f"生成发送计划时出现内部错误（{type(exc).__name__}），请查看服务日志。"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -34,7 +35,7 @@ from bot.store.models import InboundMessage
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
-MAX_QUEUE = 4000      # a few seconds of work: beyond it, refuse at once and let WeCom retry
+MAX_QUEUE = 4000      # a few seconds of work: beyond it, a request waits for room within its time
 ANSWER_WITHIN = 3.0   # seconds a request waits for its batch; WeCom gives up after 5
 INBOX = InboundMessage.__table__
 _INSERT = insert(INBOX)
@@ -107,15 +108,18 @@ class InboxWriter:
         self._closed = False
 
     def record(self, inbound: Inbound, now: datetime, timeout: float = ANSWER_WITHIN) -> Recorded:
-        """Record one callback (or find its earlier delivery) and return the answer."""
-        future = self.submit(inbound, now)
+        """Record one callback (or find its earlier delivery) and return the answer, within ``timeout``
+        seconds in all: waiting for room in a full queue counts too."""
+        deadline = time.monotonic() + timeout
+        future = self.submit(inbound, now, wait=timeout)
         try:
-            return future.result(timeout)
+            return future.result(max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             # Still queued or being written: a retry will find it (or be recorded itself).
             raise NotRecorded(f"not answered within {timeout} s") from None
 
-    def submit(self, inbound: Inbound, now: datetime) -> Future[Recorded]:
+    def submit(self, inbound: Inbound, now: datetime, wait: float = 0.0) -> Future[Recorded]:
+        """Queue one callback; where the queue is full, wait up to ``wait`` seconds for room."""
         job = _Job(inbound, now, Future())
         with self._lock:
             if self._closed:
@@ -125,8 +129,15 @@ class InboxWriter:
                 self._thread.start()
             try:
                 self._queue.put_nowait(job)
+                return job.future
             except queue.Full:
-                raise NotRecorded("the inbox writer is overloaded") from None
+                pass
+        # A burst: wait for room outside the lock (close() must not wait behind us). A job put after
+        # close() is never answered: its request times out into a 503, as any callback after closing.
+        try:
+            self._queue.put(job, timeout=wait) if wait > 0 else self._queue.put_nowait(job)
+        except queue.Full:
+            raise NotRecorded("the inbox writer is overloaded") from None
         return job.future
 
     def close(self, timeout: float | None = 10.0) -> None:

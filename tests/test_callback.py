@@ -551,6 +551,28 @@ def test_duplicates_in_one_batch_share_the_first_answer(store: Store) -> None:
     writer.close()
 
 
+def test_a_burst_beyond_the_queue_waits_for_room_rather_than_being_refused(store: Store) -> None:
+    gate = _Gate()
+    writer = InboxWriter(store, gate.prepare, max_queue=1)
+    first = writer.submit(_inbound("a", 1), NOW)
+    while not gate.batches:
+        time.sleep(0.001)
+    queued = writer.submit(_inbound("b", 2), NOW)  # the queue is full now
+    with pytest.raises(NotRecorded):
+        writer.submit(_inbound("c", 3), NOW)  # not allowed to wait: refused at once
+    answers: list[Recorded] = []
+    waiting = threading.Thread(target=lambda: answers.append(writer.record(_inbound("d", 4), NOW, timeout=10)))
+    waiting.start()
+    time.sleep(0.05)  # let it reach the full queue
+    gate.opened.set()
+    waiting.join(timeout=10)
+    assert first.result(10).fresh and queued.result(10).fresh
+    assert [a.reply for a in answers] == ["reply to 4"]
+    with store.session(readonly=True) as session:
+        assert sorted(session.scalars(select(InboundMessage.dedupe_key))) == ["msg:1", "msg:2", "msg:4"]
+    writer.close()
+
+
 def test_a_message_that_fails_does_not_lose_the_rest_of_its_batch(store: Store) -> None:
     gate = _Gate(fail_for="bad")
     writer = InboxWriter(store, gate.prepare)

@@ -26,7 +26,9 @@ def simulator_settings(settings: Settings) -> SimulatorSettings:
     users = {b.secretary.userid: b.secretary.name for b in settings.organisation.branches}
     for target in targets.values():
         if isinstance(target, AppTarget):
-            users.update({u: users.get(u, u) for u in target.users})
+            # A one-person target's title names that person's role ("党办纪检工作人员"); else the userid.
+            alone = target.title if len(target.users) == 1 and target.title else None
+            users.update({u: users.get(u) or alone or u for u in target.users})
     wecom = settings.wecom
     return SimulatorSettings(
         corp_id=wecom.corp_id, secret=wecom.secret.get_secret_value(), agent_id=wecom.agent_id,

@@ -158,6 +158,8 @@ def test_demo_shows_messages_in_the_simulator_within_a_minute(project: Path) -> 
         answer = requests.post(f"{base}/user/zhangwei/reply", data={"text": "已学习"}, timeout=30)
         assert answer.status_code == 200 and "已记录" in answer.text
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+        assert "党办纪检工作人员" in requests.get(f"{base}/", timeout=5).text  # the office's one member, by role
+        assert "往期学习确认" in (project.parent / "demo.log").read_text(encoding="utf-8")
     finally:
         process.send_signal(signal.SIGINT)
         try:

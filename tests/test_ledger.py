@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from test_studies import ROOT, at, demo_settings, item_yaml, schedule_of
 
 from bot.config import Settings
+from bot.csv_files import csv_stream
 from bot.ledger import confirm, confirmed_pairs, report_rows, study_status
 from bot.reports import format_report, report_json, summarize, write_csv, write_xlsx
 from bot.responder import handle_card_click, handle_reply
@@ -285,3 +287,12 @@ def test_xlsx_is_ready_to_print(tmp_path: Path, secretary: Secretary, store: Sto
     summary = book["汇总"]
     assert summary["A4"].value == "《警示教育通报》2026年第5期" and summary["G4"].value == "33.3%"
     assert summary.cell(row=summary.max_row, column=1).value.startswith("2026年全年学习《警示教育通报》1期")
+
+
+def test_csv_stream_writes_every_row_in_pieces_with_formulas_defused() -> None:
+    rows = [(f"第{n}行", "=1+1" if n == 3 else n) for n in range(5)]
+    pieces = list(csv_stream(("名称", "值"), rows, chunk=2))
+    assert pieces[0] == "\ufeff".encode() and len(pieces) == 2 + 3  # BOM, headers, then 2 + 2 + 1 rows
+    table = list(csv.reader(io.StringIO(b"".join(pieces).decode("utf-8-sig"))))
+    assert table[0] == ["名称", "值"] and len(table) == 6
+    assert table[4] == ["第3行", "'=1+1"] and table[5] == ["第4行", "4"]

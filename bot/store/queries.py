@@ -7,12 +7,12 @@ Writing rows (plan sync, claims, outcomes, recovery, an administrator's skip or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Row, func, select
 
 from bot.store.db import Store
 from bot.store.models import STATUSES, Delivery, require_aware
@@ -93,6 +93,21 @@ def list_deliveries(store: Store, *, status: str | Sequence[str] | None = None, 
                  .order_by(*keys).limit(limit).offset(offset))
     with store.session(readonly=True) as session:
         return [DeliveryRow.of(d) for d in session.scalars(statement)]
+
+
+LOG_COLUMNS = (Delivery.due_at, Delivery.sent_at, Delivery.kind, Delivery.target, Delivery.title, Delivery.status,
+               Delivery.attempts, Delivery.late, Delivery.resent, Delivery.last_error, Delivery.errcode, Delivery.msgid)
+
+
+def iter_delivery_log(store: Store, *, status: str | Sequence[str] | None = None, kind: str | None = None,
+                      target: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                      item: str | None = None, chunk: int = 1000) -> Iterator[Row[Any]]:
+    """The LOG_COLUMNS of every row the filters select, oldest first, fetched a chunk at a time, so
+    that exporting years of deliveries never holds them all in memory."""
+    statement = (select(*LOG_COLUMNS).where(*_filters(status, kind, target, since, until, item))
+                 .order_by(Delivery.due_at, Delivery.id).execution_options(yield_per=chunk))
+    with store.session(readonly=True) as session:
+        yield from session.execute(statement)
 
 
 def count_deliveries(store: Store, *, status: str | Sequence[str] | None = None, kind: str | None = None,

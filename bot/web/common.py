@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -68,12 +68,21 @@ def secret_values(current: Settings) -> list[str]:
 
 def mask_secrets(text: Any) -> str:
     """Text safe to show: secrets in it (and key=… in URLs) replaced by asterisks."""
-    if text is None:
-        return ""
-    masked = _KEY_IN_URL.sub(lambda m: f"{m.group(1)}={MASK}", str(text))
-    for secret in secret_values(settings()):
-        masked = masked.replace(secret, MASK)
-    return masked
+    return secret_masker(settings())(text)
+
+
+def secret_masker(current: Settings) -> Callable[[Any], str]:
+    """mask_secrets for these settings, usable outside a request (a streamed download)."""
+    secrets = secret_values(current)
+
+    def mask(text: Any) -> str:
+        if text is None:
+            return ""
+        masked = _KEY_IN_URL.sub(lambda m: f"{m.group(1)}={MASK}", str(text))
+        for secret in secrets:
+            masked = masked.replace(secret, MASK)
+        return masked
+    return mask
 
 
 def beijing(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -73,5 +73,7 @@ def send_outcome_text(rows: list[Any], settings: Settings) -> str:
     for row in rows:
         status = STATUS_LABELS.get(row.status, row.status)
         detail = f"：{row.last_error}" if row.last_error and row.status != "sent" else ""
+        if row.status in ("pending", "sending", "retry"):
+            detail += "（尚未发送完毕，运行中的服务会继续发送；可用 wecom-reminder deliveries 查看结果）"
         lines.append(f"{target_title(row.target, targets)}：{status}{detail}")
     return "\n".join(lines)

@@ -17,9 +17,9 @@ from sqlalchemy import update
 
 from bot.clock import BEIJING
 from bot.delivery.alerts import raise_alert
-from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.dispatcher import DISPATCH_LOCK, Dispatcher
 from bot.runtime import Runtime
-from bot.store.db import Store
+from bot.store.db import Store, try_leader_lock
 from bot.store.models import Delivery
 from bot.store.outbox import recover_overdue
 
@@ -32,6 +32,7 @@ JOB_DEFAULTS = {
 }
 TICK_SECONDS = 20
 WATCH_SECONDS = 5
+BUSY_RETRY_SECONDS = 2
 REPLAN_MINUTES = 10
 
 
@@ -87,8 +88,11 @@ class Service:
             if self._replan_wanted.is_set():
                 self._replan_wanted.clear()
                 self.runtime.replan()
-            self.dispatcher.dispatch_due()
-        self._schedule_wake()
+            report = self.dispatcher.dispatch_due()
+        if report.busy_elsewhere:  # the other process sends what is due; look again shortly
+            self._wake_at(datetime.now(BEIJING) + timedelta(seconds=BUSY_RETRY_SECONDS))
+        else:
+            self._schedule_wake()
 
     def replan(self) -> None:
         """Every few minutes: fetch remote calendars again (cheap with ETags), then re-plan."""
@@ -122,6 +126,8 @@ class Service:
         with self._work_lock:
             if self._apply_file_changes():
                 self._wake_now()
+                return
+        self._schedule_wake()  # rows another process added (`send`, the console) are due now
 
     def _apply_file_changes(self) -> bool:
         """A changed config, schedule or template: new dispatcher settings and a re-plan."""
@@ -152,14 +158,16 @@ class Service:
 
 
 def release_orphaned_sends(store: Store, now: datetime) -> int:
-    """SQLite has one writer process: at its start, a row left 'sending' belongs to a dead process.
+    """At start: a row left 'sending' while no process is dispatching belongs to a dead process.
 
-    Its lease is ended so the row is re-claimed (and marked re-sent) at once instead of after the
-    lease. On PostgreSQL other replicas may be sending, so there the lease decides.
+    Every send happens in a pass that holds the dispatch lock, so with the lock in hand such a row
+    is nobody's: its lease is ended so the row is re-claimed (and marked re-sent) at once instead
+    of after the lease. While another process (a replica) is dispatching, the leases decide.
     """
-    if store.dialect != "sqlite":
-        return 0
-    with store.session() as session:
-        result = session.execute(update(Delivery).where(Delivery.status == "sending")
-                                 .values(lease_until=now).execution_options(synchronize_session=False))
-        return result.rowcount or 0
+    with try_leader_lock(store, DISPATCH_LOCK) as alone:
+        if not alone:
+            return 0
+        with store.session() as session:
+            result = session.execute(update(Delivery).where(Delivery.status == "sending")
+                                     .values(lease_until=now).execution_options(synchronize_session=False))
+            return result.rowcount or 0

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,9 +19,12 @@ import requests
 from bot.cli import main
 from bot.clock import BEIJING, SystemClock
 from bot.config import load_settings
+from bot.delivery.dispatcher import DISPATCH_LOCK
 from bot.demo import simulator_settings
 from bot.runtime import Runtime
 from bot.simulator import Simulator
+from bot.store.db import try_leader_lock
+from bot.store.queries import list_deliveries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +109,35 @@ def test_send_fails_loudly_for_a_removed_robot(project: Path, simulator: Simulat
     assert main(["--config", str(project), "send", "--template", "holiday_integrity", "--to", "b2_group"]) == 2
     out = capsys.readouterr().out
     assert "第二党支部群：发送失败" in out and "93000" in out
+
+
+def test_send_beside_another_dispatching_process_waits_its_turn(project: Path, simulator: Simulator,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`run` in the middle of a pass holds the database's dispatch lock: `send` queues its message,
+    waits, and sends it (once) when the pass is over."""
+    runtime = Runtime(project, SystemClock())
+    holding, done = threading.Event(), threading.Event()
+
+    def running_service() -> None:
+        with try_leader_lock(runtime.store, DISPATCH_LOCK) as held:
+            assert held
+            holding.set()
+            deadline = time.monotonic() + 10
+            while not list_deliveries(runtime.store, status="pending") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.3)  # `send` has found the lock taken at least once
+        done.set()
+
+    service = threading.Thread(target=running_service)
+    service.start()
+    holding.wait(5)
+    try:
+        assert main(["--config", str(project), "send", "--template", "holiday_integrity", "--to", "b3_group"]) == 0
+    finally:
+        service.join(10)
+        runtime.close()
+    assert done.is_set() and "机关党支部群：已发送" in capsys.readouterr().out
+    assert len(simulator.group_messages("机关党支部群")) == 1
 
 
 def test_send_to_an_unknown_target(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

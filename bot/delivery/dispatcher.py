@@ -52,13 +52,14 @@ from bot.delivery.channels import RobotChannel, channel_for
 from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, app_members, seed_from_store
 from bot.delivery.wecom import Outcome, max_attempts_for
 from bot.errors import DeliveryError
-from bot.store.db import Store
+from bot.store.db import Store, try_leader_lock
 from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes, set_status
 from bot.store.queries import DeliveryRow, list_deliveries
 
 log = logging.getLogger(__name__)
 
+DISPATCH_LOCK = "wecom-reminder:dispatch"
 FINAL = ("sent", "failed", "unknown", "cancelled", "skipped", "missed")
 MAX_ROUNDS = 10_000  # claims per pass; only a runaway loop gets near it
 RECORD_BATCH = 200  # outcomes per transaction, at most
@@ -83,6 +84,7 @@ class DispatchReport:
     alerts: int = 0
     failed_keys: tuple[str, ...] = ()
     unknown_keys: tuple[str, ...] = ()
+    busy_elsewhere: bool = False  # another process was dispatching: nothing was done
 
 
 @dataclass
@@ -138,9 +140,10 @@ class Dispatcher:
         self._own_session = session is None
         self.session = _pooled(session, settings, max_workers)
         self.limiter = SlidingWindowLimiter(settings.delivery.robot_per_minute, window_seconds, monotonic, sleep)
-        seed_from_store(self.limiter, store, clock.now())
         self.members = MemberQuota(window_seconds, monotonic)
-        self.members.seed_from_store(store, clock.now())
+        self._seen_until = clock.now()
+        seed_from_store(self.limiter, store, self._seen_until)
+        self.members.seed_from_store(store, self._seen_until)
         self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="wecom-send")
         self.batch = 2 * max_workers
         timeout = self.request_timeout = settings.delivery.request_timeout.total_seconds()
@@ -160,7 +163,26 @@ class Dispatcher:
     # ---- the pass ---------------------------------------------------------------------------
 
     def dispatch_due(self) -> DispatchReport:
-        """Send everything due now, batch after batch, until nothing due is left."""
+        """Send everything due now, batch after batch, until nothing due is left.
+
+        One process at a time dispatches from a database (another replica, or `send` beside `run`,
+        waits for its next pass): so each begins with every send the others recorded, and the
+        robots' and members' windows hold across processes.
+        """
+        with try_leader_lock(self.store, DISPATCH_LOCK) as alone:
+            if not alone:
+                log.debug("another process is dispatching; pass skipped")
+                return DispatchReport(busy_elsewhere=True)
+            self._learn_sends_elsewhere()
+            return self._dispatch_pass()
+
+    def _learn_sends_elsewhere(self) -> None:
+        """Sends other processes recorded since our last pass go into our windows."""
+        after, self._seen_until = self._seen_until, self.clock.now()
+        seed_from_store(self.limiter, self.store, self._seen_until, after=after, not_by=self.worker)
+        self.members.seed_from_store(self.store, self._seen_until, after=after, not_by=self.worker)
+
+    def _dispatch_pass(self) -> DispatchReport:
         tally = _Tally()
         self._cancel_confirmed_nudges(tally)
         for _ in range(MAX_ROUNDS):

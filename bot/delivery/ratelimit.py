@@ -16,7 +16,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from bot.store.db import Store
 from bot.store.models import Delivery
@@ -121,10 +121,11 @@ class MemberQuota:
                 self.hour.record(member, at)
             return 0.0
 
-    def seed_from_store(self, store: Store, wall_now: datetime) -> int:
-        """Seed both windows from the outbox; the sends found within the hour."""
-        seed_from_store(self.minute, store, wall_now, app_members)
-        return seed_from_store(self.hour, store, wall_now, app_members)
+    def seed_from_store(self, store: Store, wall_now: datetime, after: datetime | None = None,
+                        not_by: str | None = None) -> int:
+        """Seed both windows from the outbox (see ``seed_from_store``); the sends found within the hour."""
+        seed_from_store(self.minute, store, wall_now, app_members, after, not_by)
+        return seed_from_store(self.hour, store, wall_now, app_members, after, not_by)
 
 
 def robot_keys(recipients: dict[str, object]) -> list[str]:
@@ -140,11 +141,16 @@ def app_members(recipients: dict[str, object]) -> list[str]:
     return [str(user) for user in users]
 
 
-def recent_sends(store: Store, since: datetime,
-                 keys_of: Callable[[dict[str, object]], list[str]]) -> dict[str, list[datetime]]:
-    """Key (robot or member) → times of the sends recorded since ``since`` (to seed a limiter at start)."""
+def recent_sends(store: Store, since: datetime, keys_of: Callable[[dict[str, object]], list[str]],
+                 not_by: str | None = None) -> dict[str, list[datetime]]:
+    """Key (robot or member) → times of the sends recorded since ``since`` (by anyone but ``not_by``).
+
+    From ``since`` inclusive: a send at that very instant may be counted twice, never missed.
+    """
     statement = select(Delivery.recipients, Delivery.sent_at).where(
         Delivery.status == "sent", Delivery.sent_at >= since)
+    if not_by is not None:
+        statement = statement.where(or_(Delivery.worker.is_(None), Delivery.worker != not_by))
     sends: dict[str, list[datetime]] = defaultdict(list)
     with store.session(readonly=True) as session:
         for recipients, sent_at in session.execute(statement):
@@ -154,11 +160,14 @@ def recent_sends(store: Store, since: datetime,
 
 
 def seed_from_store(limiter: SlidingWindowLimiter, store: Store, wall_now: datetime,
-                    keys_of: Callable[[dict[str, object]], list[str]] = robot_keys) -> int:
-    """Seed the limiter from the outbox's sends within its window; the number of sends found."""
+                    keys_of: Callable[[dict[str, object]], list[str]] = robot_keys,
+                    after: datetime | None = None, not_by: str | None = None) -> int:
+    """Add to the limiter the outbox's sends within its window (only those recorded since ``after``
+    and not by ``not_by``, when given); the number of sends found."""
+    since = wall_now - timedelta(seconds=limiter.window)
     mono_now = limiter.now()
     found = 0
-    for key, times in recent_sends(store, wall_now - timedelta(seconds=limiter.window), keys_of).items():
+    for key, times in recent_sends(store, max(since, after) if after else since, keys_of, not_by).items():
         limiter.seed(key, (mono_now - (wall_now - t).total_seconds() for t in times))
         found += len(times)
     return found

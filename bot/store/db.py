@@ -8,8 +8,10 @@ writes takes the write lock up front instead of failing half-way with "database 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,13 +156,16 @@ def lock_key(name: str) -> int:
 
 @contextmanager
 def try_leader_lock(store: Store, name: str) -> Iterator[bool]:
-    """Yield whether this process is the leader for ``name`` for the duration of the block.
+    """Yield whether this holder is the only one for ``name`` for the duration of the block.
 
     PostgreSQL: a session advisory lock on a dedicated connection, released on exit (or when the
-    process dies and the connection closes). SQLite: one process, always the leader.
+    process dies and the connection closes). SQLite: an flock on a file beside the database (the
+    service and a `send` are two processes on one file), released the same ways; an in-memory
+    database has one holder by nature.
     """
     if store.dialect != "postgresql":
-        yield True
+        with _file_lock(store, name) as held:
+            yield held
         return
     key = lock_key(name)
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -170,6 +175,25 @@ def try_leader_lock(store: Store, name: str) -> Iterator[bool]:
         finally:
             if leader:
                 _release(connection, key)
+
+
+@contextmanager
+def _file_lock(store: Store, name: str) -> Iterator[bool]:
+    database = store.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield True
+        return
+    path = Path(f"{database}.{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.lock")
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _release(connection: Connection, key: int) -> None:

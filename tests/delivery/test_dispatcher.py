@@ -18,9 +18,10 @@ from delivery_fakes import (
 )
 
 from bot.clock import FakeClock
-from bot.delivery.dispatcher import AMBIGUOUS, NUDGE_CONFIRMED, Dispatcher, deliver_now
+from bot.delivery.dispatcher import AMBIGUOUS, DISPATCH_LOCK, NUDGE_CONFIRMED, Dispatcher, deliver_now
+from bot.scheduler import release_orphaned_sends
 from bot.simulator import Simulator
-from bot.store.db import Store
+from bot.store.db import Store, try_leader_lock
 from bot.store.models import Confirmation
 from bot.store.outbox import claim_due, record_outcome
 from bot.store.queries import get_delivery, list_deliveries
@@ -229,6 +230,19 @@ def test_a_crashed_send_is_re_sent_marked_resent_and_a_stale_attempt_cannot_over
     assert len(sim.group_messages(robot_key(8))) == 1
     assert not record_outcome(any_store, crashed.id, crashed.attempts, status="failed", now=clock.now(), error="x")
     assert get_delivery(any_store, crashed.id).status == "sent"
+
+
+def test_at_start_a_row_left_sending_is_released_only_when_nobody_is_dispatching(
+        any_store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url)
+    enqueue(any_store, [delivery("g9", settings, clock.now())], clock.now())
+    [orphan] = claim_due(any_store, clock.now(), "dead-worker", lease_seconds=600)
+    with try_leader_lock(any_store, DISPATCH_LOCK):  # a replica mid-pass: the row may be its
+        assert release_orphaned_sends(any_store, clock.now()) == 0
+    assert release_orphaned_sends(any_store, clock.now()) == 1  # nobody dispatching: it is an orphan
+    assert make_dispatcher(settings, on=any_store).dispatch_due().sent == 1  # at once, not in 10 minutes
+    row = get_delivery(any_store, orphan.id)
+    assert (row.status, row.resent) == ("sent", True)
 
 
 def test_an_ambiguous_robot_send_is_reported_when_the_config_says_so(

@@ -21,10 +21,10 @@ from delivery_fakes import (
 )
 
 from bot.clock import FakeClock
-from bot.delivery.dispatcher import LEASE_RAN_OUT, MEMBER_DEFERRED
+from bot.delivery.dispatcher import DISPATCH_LOCK, LEASE_RAN_OUT, MEMBER_DEFERRED
 from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, seed_from_store
 from bot.simulator import Simulator
-from bot.store.db import Store
+from bot.store.db import Store, try_leader_lock
 from bot.store.queries import list_deliveries
 
 MakeDispatcher = Callable[..., Any]
@@ -260,3 +260,40 @@ def test_a_restart_keeps_a_members_quota(store: Store, sim: Simulator, clock: Fa
     run_until_settled(make_dispatcher(settings), clock)
     assert sim.dropped == []
     assert len(sim.user_messages("admin1")) == 31
+
+
+def test_two_processes_share_one_robots_window_through_the_database(
+        any_store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    """Two dispatchers on one database (two replicas, or `run` and `send`), each made before the
+    other sent anything: the second learns the first's sends at its pass and keeps the window."""
+    settings = make_settings(sim.url)
+    first, second = make_dispatcher(settings, on=any_store), make_dispatcher(settings, on=any_store)
+    start = clock.now()
+    enqueue(any_store, [delivery("g2", settings, start, name=f"a{i:02d}") for i in range(20)], start)
+    assert first.dispatch_due().sent == 20
+    clock.advance(10)
+    enqueue(any_store, [delivery("g2", settings, clock.now(), name=f"b{i}") for i in range(3)], clock.now())
+    report = second.dispatch_due()
+    assert (report.sent, report.deferred) == (0, 3)  # it waits for the first's window, not a 45009
+    for _ in range(50):
+        due = second.next_due_at()
+        if due is None:
+            break
+        clock.set(max(due, clock.now()))
+        (first if clock.now().second % 2 else second).dispatch_due()  # whichever comes first
+    answers = [r.answer["errcode"] for r in sim.requests(ROBOT_SEND)]
+    assert answers == [0] * 23
+    times = sorted(r.at for r in sim.requests(ROBOT_SEND))
+    assert times[20] - times[0] >= 60
+
+
+def test_a_pass_waits_while_another_process_dispatches(store: Store, sim: Simulator, clock: FakeClock,
+                                                      make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url)
+    enqueue(store, [delivery("g3", settings, clock.now())], clock.now())
+    dispatcher = make_dispatcher(settings)
+    with try_leader_lock(store, DISPATCH_LOCK) as held:  # another process in the middle of its pass
+        assert held
+        report = dispatcher.dispatch_due()
+    assert report.busy_elsewhere and report.sent == 0 and sim.requests(ROBOT_SEND) == []
+    assert dispatcher.dispatch_due().sent == 1

@@ -116,7 +116,7 @@ def test_leader_lock_has_one_holder(store: Store) -> None:
     name = f"daily-summary-{uuid.uuid4().hex}"
     with try_leader_lock(store, name) as first, try_leader_lock(store, name) as second:
         assert first is True
-        assert second is (store.dialect == "sqlite")
+        assert second is False  # on SQLite too: `run` and `send` are two processes on one file
     with try_leader_lock(store, name) as again:
         assert again is True
 

@@ -8,9 +8,9 @@ writes takes the write lock up front instead of failing half-way with "database 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -184,16 +184,23 @@ def _file_lock(store: Store, name: str) -> Iterator[bool]:
         yield True
         return
     path = Path(f"{database}.{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.lock")
-    with path.open("a") as handle:
-        try:
+    path.touch()
+    with path.open("r+b") as handle:  # closing it releases the lock, on Linux and on Windows
+        yield _try_lock(handle)
+
+
+def _try_lock(handle: Any) -> bool:
+    """An exclusive, non-blocking lock on the open file (flock on Linux, msvcrt on Windows)."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return True
 
 
 def _release(connection: Connection, key: int) -> None:

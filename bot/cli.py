@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("meetings", help="会议计划与三会一课落实情况")
     p.add_argument("--year", type=int, help="年度（默认今年）")
 
+    p = sub.add_parser("backup", help="备份 SQLite 数据库（服务运行时也可执行）")
+    p.add_argument("file", type=Path, help="备份文件，如 /备份/wecom-reminder-20261127.db")
+    p.add_argument("--force", action="store_true", help="备份文件已存在时覆盖")
+
     p = sub.add_parser("admin", help="管理后台账号")
     admin = p.add_subparsers(dest="admin_command", required=True, parser_class=ChineseParser, metavar="操作")
     a = admin.add_parser("create", help="创建账号（随后输入密码）")

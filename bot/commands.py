@@ -128,6 +128,13 @@ def cmd_send(args: argparse.Namespace) -> int:
         runtime.close()
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from bot.backup import backup
+    from bot.config import load_settings
+    print(backup(load_settings(args.config).database_url(), args.file, overwrite=args.force).text())
+    return EXIT_OK
+
+
 def cmd_deliveries(args: argparse.Namespace) -> int:
     from bot.store.queries import list_deliveries
     runtime = Runtime(args.config, SystemClock())

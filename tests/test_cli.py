@@ -19,11 +19,12 @@ import requests
 from bot.cli import main
 from bot.clock import BEIJING, SystemClock
 from bot.config import load_settings
-from bot.delivery.dispatcher import DISPATCH_LOCK
+from bot.delivery.dispatcher import DISPATCH_LOCK, confirmed_pairs
 from bot.demo import simulator_settings
+from bot.ledger import confirm
 from bot.runtime import Runtime
 from bot.simulator import Simulator
-from bot.store.db import try_leader_lock
+from bot.store.db import open_store, try_leader_lock
 from bot.store.queries import list_deliveries
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,3 +222,34 @@ def test_help_is_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     out = capsys.readouterr().out
     assert out.startswith("用法：wecom-reminder") and "显示本帮助并退出" in out and "列出计划发送的消息" in out
+
+
+def test_backup_copies_the_database_while_the_service_has_it_open(project: Path, simulator: Simulator,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(project), "send", "--template", "holiday_integrity", "--to", "b1_group"]) == 0
+    runtime = Runtime(project, SystemClock())  # as `run` would: the database open, WAL in use
+    try:
+        confirm(runtime.store, "jsjy-2026-05", "b1", "zhangwei", datetime(2026, 5, 20, 9, tzinfo=BEIJING), "reply")
+        target = project.parent / "备份" / "wecom-reminder.db"
+        target.parent.mkdir()
+        capsys.readouterr()
+        assert main(["--config", str(project), "backup", str(target)]) == 0
+        out = capsys.readouterr().out
+        assert f"已备份到 {target}" in out and "1 条发送记录" in out and "1 条学习确认" in out
+        assert main(["--config", str(project), "backup", str(target)]) == 2  # never overwrites by surprise
+        assert "备份文件已存在" in capsys.readouterr().err and "--force" not in capsys.readouterr().err
+        assert main(["--config", str(project), "backup", "--force", str(target)]) == 0
+    finally:
+        runtime.close()
+    with open_store(f"sqlite:///{target}") as copy:  # a restore is this file put back in place
+        [row] = list_deliveries(copy)
+        assert row.status == "sent" and row.target == "b1_group"
+        assert confirmed_pairs(copy, {"jsjy-2026-05"}) == {("jsjy-2026-05", "b1")}
+    assert not list(target.parent.glob(".*partial"))
+
+
+def test_backup_explains_what_to_do_for_postgresql(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = project.read_text(encoding="utf-8").replace("sqlite:///data/wecom-reminder.db", "postgresql://u@db/wecom")
+    project.write_text(text, encoding="utf-8")
+    assert main(["--config", str(project), "backup", str(project.parent / "x.db")]) == 2
+    assert "pg_dump" in capsys.readouterr().err

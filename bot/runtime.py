@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from bot.template_versions import current_edits, latest_version_id
 from bot.templates import TemplateLibrary
 
 log = logging.getLogger(__name__)
+
+# The scheduler cycles at least every 20 s; this long without one means it is stuck or dead.
+STALLED_AFTER = 120
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class Runtime:
         self._fingerprint = fingerprint(self._loaded.settings)
         self.store = store or open_store(self._loaded.settings.database_url())
         self.last_reload_error: str | None = None
+        self.heartbeat: float | None = None  # time.monotonic() of the scheduler's latest cycle start or end
         self._replan_requested = threading.Event()
         self._lock = threading.Lock()
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="after-response")
@@ -155,6 +160,18 @@ class Runtime:
             library = TemplateLibrary(self.settings().path("messages"), current_edits(self.store))
             self._templates = cached = (stamp, library)
         return cached[1]
+
+    # ---- liveness -------------------------------------------------------------------------
+    def beat(self) -> None:
+        """The scheduler is working: called as each cycle begins and ends."""
+        self.heartbeat = time.monotonic()
+
+    def stalled_minutes(self) -> int | None:
+        """Whole minutes since the scheduler last showed life, when that is over STALLED_AFTER seconds."""
+        if self.heartbeat is None:
+            return None  # not started yet (or this process does not schedule)
+        quiet = time.monotonic() - self.heartbeat
+        return max(1, int(quiet // 60)) if quiet > STALLED_AFTER else None
 
     # ---- reloading ------------------------------------------------------------------------
     def reload_if_changed(self) -> bool:

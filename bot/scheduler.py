@@ -83,12 +83,14 @@ class Service:
 
     def cycle(self) -> None:
         """Reload if files changed, re-plan if asked, send what is due."""
+        self.runtime.beat()
         with self._work_lock:
             self._apply_file_changes()
             if self._replan_wanted.is_set():
                 self._replan_wanted.clear()
                 self.runtime.replan()
             report = self.dispatcher.dispatch_due()
+        self.runtime.beat()
         if report.busy_elsewhere:  # the other process sends what is due; look again shortly
             self._wake_at(datetime.now(BEIJING) + timedelta(seconds=BUSY_RETRY_SECONDS))
         else:

@@ -46,7 +46,11 @@ def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
 
     @app.get("/healthz")
     def healthz() -> Any:
-        error = runtime.last_reload_error
+        """200 while messages go out; 503 (for monitoring to page someone) when the scheduler stalled."""
+        error, stalled = runtime.last_reload_error, runtime.stalled_minutes()
+        if stalled is not None:
+            return jsonify(status="stalled", config="error" if error else "ok",
+                           message=f"定时发送已停止 {stalled} 分钟，请查看服务日志并重启服务"), 503
         return jsonify(status="ok", config="error" if error else "ok",
                        message=error or "运行正常"), 200
 

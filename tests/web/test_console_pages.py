@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import date, datetime, timedelta
 
 import openpyxl
@@ -357,3 +358,16 @@ def test_script_in_names_is_escaped(tmp_path, clock) -> None:
         page = client.get(path).get_data(as_text=True)
         assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     rt.close()
+
+
+def test_a_stalled_scheduler_turns_healthz_red_and_warns_on_the_overview(app, admin, runtime) -> None:
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200  # not started yet: nothing to judge
+    runtime.beat()
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    assert "定时发送已停止" not in admin.get("/admin/").get_data(as_text=True)
+    runtime.heartbeat = time.monotonic() - 10 * 60  # no cycle for ten minutes
+    answer = client.get("/healthz")
+    assert answer.status_code == 503 and answer.get_json()["status"] == "stalled"
+    assert "定时发送已停止 10 分钟" in answer.get_json()["message"]
+    assert "定时发送已停止 10 分钟" in admin.get("/admin/").get_data(as_text=True)

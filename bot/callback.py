@@ -20,7 +20,7 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
@@ -34,10 +34,14 @@ from wechatpy.utils import WeChatSigner
 
 from bot.clock import BEIJING, Clock
 from bot.config import Settings, WeComSettings
+from bot.delivery.wecom import task_id_for, update_template_card
 from bot.errors import TemplateError
 from bot.inbox_writer import Answer, Inbound, InboxWriter, NotRecorded, PrepareAnswer
+from bot.ledger import ConfirmResult
 from bot.responder import Outcome, Responder
 from bot.store import Store
+from bot.store.outbox import take_response_code
+from bot.store.queries import open_cards
 from bot.studies import StudySchedule
 from bot.templates import TemplateLibrary
 
@@ -47,6 +51,7 @@ PATH = "/wecom/callback"
 MAX_BODY = 64 * 1024
 MAX_SKEW = 600          # seconds; WeCom's retries reuse the timestamp within ~15 s
 MAX_REPLY_BYTES = 2048
+CARD_CODE_LIFETIME = timedelta(hours=72)  # a send's response_code (wecom.md §5)
 FALLBACK_REPLY = "已收到您的回复。系统暂时无法生成答复，请稍后回复“进度”查看记录情况，或联系党办（纪检）工作人员。"
 _SIGNATURE = re.compile(r"^[0-9a-fA-F]{40}$")
 _NONCE = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
@@ -269,19 +274,37 @@ def _answer(responder: Responder, inbound: Inbound, now: datetime) -> Outcome | 
 def _after(ctx: CallbackContext, inbound: Inbound, outcome: Outcome) -> None:
     if outcome.created or outcome.reply == FALLBACK_REPLY:
         ctx.after_response(ctx.request_replan)
-    code = inbound.get("ResponseCode")
-    if inbound.is_card_click and code and outcome.confirmed:
-        label = f"已完成 {outcome.confirmed[0].confirmed_at.astimezone(BEIJING):%m-%d %H:%M}"
-        settings = ctx.settings()
-        ctx.after_response(lambda: _update_card(settings, code, inbound.user, label))
+    if not outcome.confirmed:
+        return
+    settings, user, code = ctx.settings(), inbound.user, inbound.get("ResponseCode")
+    if inbound.is_card_click and code:  # the clicked card, with the fresh code its click brought
+        label = done_label(outcome.confirmed[0].confirmed_at)
+        ctx.after_response(lambda: _update_card(settings, code, user, label))
+    clicked = inbound.get("TaskId") if inbound.is_card_click else None
+    now = ctx.clock.now()
+    ctx.after_response(lambda: _close_cards(ctx.store, settings, user, outcome.confirmed, clicked, now))
+
+
+def done_label(confirmed_at: datetime) -> str:
+    return f"已完成 {confirmed_at.astimezone(BEIJING):%m-%d %H:%M}"
+
+
+def _close_cards(store: Store, settings: Settings, userid: str, confirmed: Sequence[ConfirmResult],
+                 clicked_task: str | None, now: datetime) -> None:
+    """The other cards of the confirmed items that this secretary still sees with a live button (a
+    reply in words, or a second card): greyed out with their send's response_code (single use, 72 h)."""
+    for result in confirmed:
+        branch = settings.branch(result.branch)
+        if branch is None:
+            continue
+        for row in open_cards(store, result.item, branch.secretary_target, now - CARD_CODE_LIFETIME):
+            if clicked_task == task_id_for(row.key, row.created_at.isoformat()) or row.response_code is None:
+                continue
+            if take_response_code(store, row.id, row.response_code):
+                _update_card(settings, row.response_code, userid, done_label(result.confirmed_at))
 
 
 def _update_card(settings: Settings, response_code: str, userid: str, label: str) -> None:
-    try:
-        from bot.delivery.wecom import update_template_card
-    except ImportError:
-        log.warning("未更新卡片：缺少 update_template_card")
-        return
     try:
         update_template_card(settings, response_code, [userid], label)
     except Exception:  # noqa: BLE001 - the confirmation stands; a stale button is cosmetic

@@ -284,7 +284,7 @@ def test_a_card_click_confirms_and_updates_the_card_after_answering(client: Flas
         assert (inbox.task_id, inbox.event_key, inbox.response_code) == (
             "task-jsjy-2026-05-b3", "confirm:jsjy-2026-05", "RC-1")
         assert session.scalars(select(Confirmation.source)).all() == ["button"]
-    service.drain()  # the card update runs here; without bot.delivery it only logs a warning
+    service.drain()  # the card updates run here, after the answer
     assert service.replans == 1
 
 

@@ -104,7 +104,12 @@ def test_study_prompt_reply_button_nudge_and_overdue(stack: Stack, capsys: pytes
     task_id = card["template_card"]["task_id"]
     clicked = sim.click_card("lina", task_id, "confirm:jsjy-2026-05")
     assert clicked.status == 200 and "已记录" in (clicked.reply or "")
-    eventually(lambda: "已完成" in json.dumps(sim.user_messages("lina"), ensure_ascii=False))
+    # Both cards are greyed out: 李娜's by her click, 张伟's though he confirmed in words; none refused
+    def replaced(user: str) -> list[str | None]:
+        return [m["card"]["replace_name"] for m in sim.user_messages(user) if "card" in m]
+    eventually(lambda: replaced("lina") == replaced("zhangwei") == ["已完成 05-11 09:00"])
+    updates = sim.requests("/cgi-bin/message/update_template_card")
+    assert len(updates) == 2 and all(r.answer["errcode"] == 0 for r in updates)
 
     stack.at("2026-05-20 09:00")   # 截止前2个工作日 09:00
     assert not any("尚未确认完成" in t for t in texts(sim, "zhangwei") + texts(sim, "lina"))

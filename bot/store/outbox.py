@@ -346,3 +346,11 @@ def retry_now(store: Store, delivery_id: int, now: datetime) -> bool:
     )
     with store.session() as session:
         return session.execute(statement).rowcount == 1
+
+
+def take_response_code(store: Store, delivery_id: int, code: str) -> bool:
+    """A sent card's response_code is single-use: take it (clear it in the row); False if already taken."""
+    statement = (update(TABLE).where(TABLE.c.id == delivery_id, TABLE.c.response_code == code)
+                 .values(response_code=None))
+    with store.session() as session:
+        return session.execute(statement).rowcount == 1

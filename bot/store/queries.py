@@ -119,6 +119,16 @@ def count_deliveries(store: Store, *, status: str | Sequence[str] | None = None,
         return session.execute(statement).scalar_one()
 
 
+def open_cards(store: Store, item: str, target: str, since: datetime) -> list[DeliveryRow]:
+    """Rows of study ``item`` sent to ``target`` since ``since`` that still hold the response_code of
+    their send: cards whose button can still be greyed out."""
+    statement = select(Delivery).where(Delivery.item == item, Delivery.target == target, Delivery.status == "sent",
+                                       Delivery.response_code.is_not(None),
+                                       Delivery.sent_at >= require_aware(since, "since"))
+    with store.session(readonly=True) as session:
+        return [DeliveryRow.of(d) for d in session.scalars(statement)]
+
+
 def status_counts(store: Store) -> dict[str, int]:
     """Rows per status, every status present (zero when none)."""
     statement = select(Delivery.status, func.count()).group_by(Delivery.status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import timedelta
 from urllib.parse import urlparse
 
@@ -71,7 +72,9 @@ def run_demo(config: str, welcome: bool) -> int:
         enqueue_manual(runtime, "holiday_integrity", groups, soon)
         secretaries = [b.secretary_target for b in settings.organisation.branches]
         enqueue_manual(runtime, "study_prompt", secretaries, soon, latest=True)
-    print(DEMO_BANNER.format(sim=f"http://{host}:{port}/", listen=settings.server.listen, config=config))
+    command = sys.argv[0] if sys.argv[0].endswith("wecom-reminder") else "wecom-reminder"
+    print(DEMO_BANNER.format(sim=f"http://{host}:{port}/", listen=settings.server.listen, config=config,
+                             command=command))
     try:
         return serve(runtime)
     finally:
@@ -114,7 +117,7 @@ DEMO_BANNER = """
    打开后可看到各支部群收到的消息；进入支部书记（如 张伟）的会话，
    回复“已学习”即可确认学习，并看到应用的自动回复。
  管理后台：http://{listen}/admin
-   先另开终端运行：wecom-reminder --config {config} admin create 管理员
+   先另开终端运行：{command} --config {config} admin create 管理员
  按 Ctrl+C 停止。
 ==============================================================
 """

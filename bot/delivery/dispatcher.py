@@ -52,6 +52,8 @@ from bot.delivery.channels import RobotChannel, channel_for
 from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, app_members, seed_from_store
 from bot.delivery.wecom import Outcome, max_attempts_for
 from bot.errors import DeliveryError
+from bot.formatting import STATUS_LABELS, target_title
+from bot.occurrence import KIND_LABELS
 from bot.store.db import Store, try_leader_lock
 from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes, set_status
@@ -138,6 +140,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.backoff = backoff
         self._own_session = session is None
+        self._targets = settings.all_targets()
         self.session = _pooled(session, settings, max_workers)
         self.limiter = SlidingWindowLimiter(settings.delivery.robot_per_minute, window_seconds, monotonic, sleep)
         self.members = MemberQuota(window_seconds, monotonic)
@@ -435,12 +438,13 @@ class Dispatcher:
         return seconds * self.window / 60.0
 
     def _log_send(self, row: DeliveryRow, status: str, error: str | None) -> None:
+        what = f"{KIND_LABELS.get(row.kind, row.kind)}“{row.title}” → {target_title(row.target, self._targets)}"
         if status == "sent" and error:
-            log.warning("已发送 %s → %s（第 %d 次），但：%s", row.kind, row.target, row.attempts, error)
+            log.warning("已发送 %s（第 %d 次），但：%s", what, row.attempts, error)
         elif status == "sent":
-            log.info("已发送 %s → %s（第 %d 次）", row.kind, row.target, row.attempts)
+            log.info("已发送 %s（第 %d 次）", what, row.attempts)
         else:
-            log.info("未发送 %s → %s（第 %d 次）：%s，%s", row.kind, row.target, row.attempts, status, error)
+            log.info("未发送 %s（第 %d 次）：%s，%s", what, row.attempts, STATUS_LABELS.get(status, status), error)
 
     # ---- alerts and cancellations -----------------------------------------------------------
 

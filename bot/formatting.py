@@ -45,7 +45,7 @@ def format_plan(messages: list[Any], notices: list[str], targets: Mapping[str, A
             lines.append(cn_date_full(day))
             current_day = day
         first = group[0]
-        flag = "（节假日安排未发布，暂按周末推算）" if first.provisional else ""
+        flag = "（节假日安排未发布，暂按法定节日和周末推算）" if first.provisional else ""
         names = "、".join(target_title(m.target, targets) for m in group)
         lines.append(f"  {due_at:%H:%M}  {KIND_LABELS.get(first.kind, first.kind)}  {first_line(first.text, skip=first.title)}{flag}")
         lines.append(f"         发送对象：{names}")

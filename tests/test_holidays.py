@@ -10,6 +10,7 @@ from chinese_calendar.constants import Holiday
 from bot.calendars.holiday_file import HolidayPeriod, notice_span
 from bot.calendars.holidays import HolidayCalendar, days_between
 from bot.calendars.lunar import festival_date
+from bot.calendars.statutory import statutory_days_off
 from bot.errors import MissingHolidayData, ScheduleError
 
 HOLIDAYS_DIR = Path(__file__).resolve().parents[1] / "schedules" / "holidays"
@@ -80,6 +81,12 @@ DAY_OFF = [
     ("2026-09-20", False, "2026-09-20-sunday-worked-for-national-day"),
     ("2027-01-08", False, "2027-01-08-friday-without-data"),
     ("2027-01-09", True, "2027-01-09-saturday-without-data"),
+    ("2027-01-01", True, "2027-01-01-friday-new-year-by-law-without-data"),
+    ("2027-02-05", True, "2027-02-05-friday-chuxi-by-law-without-data"),
+    ("2027-02-08", True, "2027-02-08-monday-third-day-of-spring-festival-by-law"),
+    ("2027-04-05", True, "2027-04-05-monday-qingming-solar-term-by-law"),
+    ("2027-05-03", False, "2027-05-03-monday-bridge-unknown-without-data"),
+    ("2027-10-01", True, "2027-10-01-friday-national-day-by-law"),
 ]
 
 
@@ -96,13 +103,14 @@ WALKS = [
     ("before", "2019-04-29", 1, "2019-04-28", "2019-04-28-adjusted-sunday"),
     ("before", "2020-02-03", 1, "2020-01-23", "2020-01-23-before-extended-spring-festival"),
     ("before", "2024-01-02", 1, "2023-12-29", "2023-12-29-before-new-year-block"),
-    ("before", "2027-01-04", 1, "2027-01-01", "2027-01-01-friday-provisional-without-data"),
+    ("before", "2027-01-04", 1, "2026-12-31", "2026-12-31-new-year-2027-off-by-law-without-data"),
     ("after", "2024-02-17", 1, "2024-02-18", "2024-02-18-adjusted-sunday"),
     ("after", "2026-01-01", 1, "2026-01-04", "2026-01-04-adjusted-sunday"),
     ("after", "2023-10-01", 2, "2023-10-08", "2023-10-08-second-after-combined-block"),
     ("after", "2023-10-01", 3, "2023-10-09", "2023-10-09-third-after-combined-block"),
     ("after", "2020-01-24", 1, "2020-02-03", "2020-02-03-after-extended-spring-festival"),
-    ("after", "2026-12-31", 1, "2027-01-01", "2027-01-01-friday-without-data"),
+    ("after", "2026-12-31", 1, "2027-01-04", "2027-01-04-monday-after-new-year-by-law"),
+    ("after", "2027-02-04", 1, "2027-02-09", "2027-02-09-after-spring-festival-by-law"),
 ]
 
 
@@ -377,3 +385,11 @@ def test_period_checks_its_invariants_when_built_in_code() -> None:
     with pytest.raises(ScheduleError, match="不是周六或周日"):
         HolidayPeriod("春节", ("spring_festival",), 2030, D("2030-02-02"), D("2030-02-08"),
                       (D("2030-02-11"),), "通知")
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_the_laws_days_off_lie_inside_every_published_notice(calendar: HolidayCalendar, year: int) -> None:
+    """The days used before a notice appears are days off in each notice under the 2025 law."""
+    days = statutory_days_off(year)
+    assert len(days) == 13  # 元旦1 春节4 清明1 劳动2 端午1 中秋1 国庆3
+    assert [d for d in sorted(days) if not calendar.is_day_off(d) or not calendar.covers(d)] == []

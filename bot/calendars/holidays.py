@@ -2,8 +2,8 @@
 
 One YAML file per notice year under ``schedules/holidays/`` is the truth (format in its README;
 read by ``bot.calendars.holiday_file``). Days of a calendar year without a file fall back to
-Monday–Friday, so meetings and studies can still be planned; ``covers()`` tells the caller that
-such an answer is provisional.
+the days off the law fixes (``bot.calendars.statutory``) and weekends, so meetings and studies can
+still be planned; ``covers()`` tells the caller that such an answer is provisional.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.calendars.holiday_file import HolidayNotice, HolidayPeriod, read_notice, span_text
+from bot.calendars.statutory import statutory_days_off
 from bot.errors import MissingHolidayData, ScheduleError
 
 
@@ -24,7 +25,8 @@ def days_between(first: date, last: date) -> Iterator[date]:
 
 
 class HolidayCalendar:
-    """Days off and working days from the bundled notices; Monday–Friday where there is none."""
+    """Days off and working days from the bundled notices; where there is none, the law's own
+    days off and weekends."""
 
     def __init__(self, notices: Iterable[HolidayNotice]) -> None:
         self._notices: dict[int, HolidayNotice] = {}
@@ -56,7 +58,11 @@ class HolidayCalendar:
     def is_day_off(self, day: date) -> bool:
         if day in self._off:
             return True
-        return day not in self._adjusted and day.weekday() >= 5
+        if day in self._adjusted:
+            return False
+        if day.year not in self.years and day in statutory_days_off(day.year):
+            return True  # the law's own days off, before the notice (still provisional)
+        return day.weekday() >= 5
 
     def is_workday(self, day: date) -> bool:
         return not self.is_day_off(day)

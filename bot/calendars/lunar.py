@@ -40,6 +40,13 @@ def festival_date(festival: str, year: int) -> date:
     return date(solar.getYear(), solar.getMonth(), solar.getDay())
 
 
+def qingming(year: int) -> date:
+    """The day of the 清明 solar term in Gregorian ``year`` (a statutory day off)."""
+    _check_year(year)
+    solar = Lunar.fromYmd(year, 1, 1).getJieQiTable()["清明"]
+    return date(solar.getYear(), solar.getMonth(), solar.getDay())
+
+
 def _check_year(year: int) -> None:
     if not FIRST_YEAR <= year <= LAST_YEAR:
         raise ScheduleError(f"年份 {year} 超出农历换算范围（{FIRST_YEAR}–{LAST_YEAR} 年）",

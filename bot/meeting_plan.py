@@ -19,6 +19,7 @@ from bot.calendars.reminders import ReminderOffset
 from bot.clock import BEIJING
 from bot.errors import UnknownTarget
 from bot.occurrence import Occurrence
+from bot.templates import cn_date
 
 WEEKDAYS = "一二三四五六日"
 
@@ -89,9 +90,13 @@ def _reminder(meeting: MeetingOccurrence, offset: ReminderOffset, due: datetime,
         rule=f"meeting:{meeting.series_id}", kind="meeting_reminder", occurrence=f"{meeting.uid}#{offset.label}",
         due_at=due, targets=targets, template="meeting_reminder",
         context={"meeting": meeting_context(meeting, branch_names)},
-        reason=f"{_origin(meeting)}：{meeting.title} {cn_moment(meeting.start)}，{offset.words}提醒",
+        reason=f"{_origin(meeting)}：{meeting.title} {cn_moment(meeting.start)}{_moved(meeting)}，{offset.words}提醒",
         provisional=not (calendar.covers(meeting.start.date()) and calendar.covers(due.date())),
         meta=_meta(meeting))
+
+
+def _moved(meeting: MeetingOccurrence) -> str:
+    return f"，原定{cn_date(meeting.moved_from)}，遇休息日顺延" if meeting.moved_from else ""
 
 
 def _meta(meeting: MeetingOccurrence) -> dict[str, Any]:

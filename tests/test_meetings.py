@@ -151,6 +151,9 @@ def test_national_day_2026_10_02_moves_to_the_next_working_day(tmp_path: Path, c
     assert first.moved_from == date(2026, 10, 2)
     assert first.uid == "b1-committee@2026-10-02T14:30"
     assert first.original_start == bj(2026, 10, 2, 14, 30)
+    [reminder] = [r for r in plan(found, calendar, now=bj(2026, 9, 1, 9)) if r.due_at.date() == date(2026, 9, 30)]
+    assert reminder.reason == ("会议系列 b1-committee：第一党支部支委会 2026年10月8日（周四）14:30，"
+                               "原定10月2日（周五），遇休息日顺延，提前1个工作日提醒")
 
 
 @pytest.mark.parametrize("original,held", [

@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 KINDS = (
-    "holiday_notice", "holiday_return", "meeting_reminder", "meeting_change",
+    "holiday_notice", "holiday_return", "holiday_correction", "meeting_reminder", "meeting_change",
     "study_prompt", "study_nudge", "study_overdue", "announcement",
 )
 
 KIND_LABELS = {
     "holiday_notice": "节前廉洁提醒",
     "holiday_return": "节后收心提醒",
+    "holiday_correction": "放假安排更正",
     "meeting_reminder": "会议提醒",
     "meeting_change": "会议变更通知",
     "study_prompt": "学习提醒",

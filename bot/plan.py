@@ -40,6 +40,7 @@ class PlanState:
 
     confirmed: Collection[tuple[str, str]] = frozenset()   # (item, branch)
     announced: Mapping[str, Any] = field(default_factory=dict)  # meeting uid → AnnouncedMeeting
+    told_holidays: Mapping[str, Any] = field(default_factory=dict)  # block key → target → ToldHoliday
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def plan_occurrences(inputs: PlanInputs, start: date, end: date, now: datetime,
                      state: PlanState = PlanState()) -> list[Occurrence]:
     """All occurrences due within [start, end] (Beijing dates), ordered by due time."""
     settings, calendar = inputs.settings, inputs.calendar
-    found = plan_holiday_rules(settings, calendar, start, end)
+    found = plan_holiday_rules(settings, calendar, start, end, now, state.told_holidays)
     found += plan_announcements(list(inputs.announcements), settings, start, end)
     if inputs.meetings is not None:
         found += _plan_meetings(inputs, start, end, now, state)

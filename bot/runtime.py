@@ -204,7 +204,9 @@ class Runtime:
         with self.store.session(readonly=True) as session:
             confirmed = {(item, branch) for item, branch in session.execute(
                 select(Confirmation.item, Confirmation.branch))}
-        return PlanState(confirmed=frozenset(confirmed), announced=announced_meetings(self.store, self.clock.now()))
+        now = self.clock.now()
+        return PlanState(confirmed=frozenset(confirmed), announced=announced_meetings(self.store, now),
+                         told_holidays=told_holidays(self.store, now))
 
     def build_plan(self, start: date, end: date) -> Plan:
         return build_plan(self.plan_inputs(), start, end, self.clock.now(), self.plan_state())
@@ -276,3 +278,20 @@ def announced_meetings(store: Store, now: datetime) -> dict[str, Any]:
             end=datetime.fromisoformat(meta["meeting_end"]), title=meta.get("title", ""),
             location=meta.get("location", ""), targets=targets, series_id=meta.get("series_id", ""))
     return announced
+
+
+def told_holidays(store: Store, now: datetime) -> dict[str, dict[str, Any]]:
+    """What sent pre-holiday notices and corrections stated: block key → target → ToldHoliday (the
+    latest sent wins). Two months back, as for meetings."""
+    from bot.holiday_plan import ToldHoliday
+    query = (select(Delivery.target, Delivery.rule, Delivery.meta)
+             .where(Delivery.kind.in_(("holiday_notice", "holiday_correction")), Delivery.status == "sent",
+                    Delivery.due_at >= now - ANNOUNCED_LOOKBACK)
+             .order_by(Delivery.sent_at))
+    with store.session(readonly=True) as session:
+        rows = session.execute(query).all()
+    told: dict[str, dict[str, Any]] = {}
+    for target, rule, meta in rows:
+        if (meta or {}).get("holiday_period"):
+            told.setdefault(meta["holiday_period"], {})[target] = ToldHoliday.of_meta(rule, meta)
+    return told

@@ -39,6 +39,10 @@ _STUDY = {"item": ITEM, "branch": BRANCH, "secretary": SECRETARY, "organisation"
 SAMPLES: dict[str, dict[str, Any]] = {
     "holiday_notice": {"holiday": HOLIDAY, "organisation": ORGANISATION, "send_date": "2026-02-13"},
     "holiday_return": {"holiday": HOLIDAY, "organisation": ORGANISATION, "send_date": "2026-02-24"},
+    "holiday_correction": {"holiday": {**HOLIDAY, "last_day": "2026-02-24", "days": 10, "workdays": ["2026-02-14"]},
+                           "told": {"first_day": "2026-02-15", "last_day": "2026-02-23",
+                                    "workdays": ["2026-02-14", "2026-02-28"]},
+                           "organisation": ORGANISATION, "send_date": "2026-02-16"},
     "meeting_reminder": {"meeting": MEETING, "organisation": ORGANISATION},
     "meeting_change": {"meeting": MEETING, "change": CHANGE, "organisation": ORGANISATION},
     "study_prompt": _STUDY,
@@ -66,6 +70,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
 # Which sample a shipped template is checked with; a template named after a kind uses that kind's.
 TEMPLATE_KINDS = {
     "holiday_integrity": "holiday_notice", "holiday_return": "holiday_return",
+    "holiday_correction": "holiday_correction",
     "meeting_reminder": "meeting_reminder", "meeting_change": "meeting_change",
     "study_prompt": "study_prompt", "study_nudge": "study_nudge", "study_overdue": "study_overdue",
     "announcement": "announcement",

@@ -53,7 +53,7 @@ def check(project: Path, today: str, capsys: pytest.CaptureFixture[str]) -> tupl
 def test_check_passes_mid_year(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = check(project, "2026-06-01", capsys)
     assert code == 0, out
-    assert "检查通过。" in out and "模板：16 个，全部有效" in out
+    assert "检查通过。" in out and "模板：17 个，全部有效" in out
 
 
 @pytest.mark.parametrize(("today", "code", "level"), [

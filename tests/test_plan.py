@@ -13,6 +13,7 @@ from bot.calendars.holidays import HolidayCalendar
 from bot.cli import main
 from bot.clock import BEIJING
 from bot.config import load_settings
+from bot.holiday_plan import ToldHoliday, plan_holiday_rules
 from bot.plan import PlanInputs, build_plan, expand, plan_occurrences
 from bot.templates import TemplateLibrary
 
@@ -166,3 +167,23 @@ def test_lunar_festival_rule(holidays_only: Path, capsys: pytest.CaptureFixture[
 
 def _dates_between(first: date, last: date) -> set[date]:
     return {first + timedelta(days=i) for i in range((last - first).days + 1)}
+
+
+def test_corrections_follow_what_each_target_was_told(holidays_only: Path) -> None:
+    settings = load_settings(holidays_only)
+    calendar = HolidayCalendar.load(ROOT / "schedules" / "holidays")
+    spring = next(p for p in calendar.periods(2026) if p.name == "春节")
+    as_notice = ToldHoliday("holiday_integrity", spring.first_day, spring.last_day, spring.workdays)
+    earlier = ToldHoliday("holiday_integrity", spring.first_day, date(2026, 2, 22), spring.workdays)
+    told = {spring.key: {"b1_group": as_notice, "b2_group": earlier, "b3_group": earlier}}
+
+    def corrections(now: datetime) -> list:
+        found = plan_holiday_rules(settings, calendar, now.date(), now.date(), now, told)
+        return [o for o in found if o.kind == "holiday_correction"]
+
+    [one] = corrections(datetime(2026, 2, 16, 11, 0, tzinfo=BEIJING))
+    assert one.targets == ("b2_group", "b3_group")  # b1 was told what holds
+    assert one.occurrence == f"{spring.key}!correction:2026-02-15~2026-02-23~2026-02-14+2026-02-28"
+    assert one.context["told"]["last_day"] == "2026-02-22" and one.meta["last_day"] == "2026-02-23"
+    assert "此前提醒为2月15日（周日）至2月22日（周日）" in one.reason
+    assert corrections(datetime(2026, 2, 24, 9, 0, tzinfo=BEIJING)) == []  # the holiday is over

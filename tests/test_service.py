@@ -63,6 +63,47 @@ def test_each_group_gets_the_pre_holiday_notice_once_at_the_due_time(project: Pa
         service.runtime.close()
 
 
+def group_texts(sim: Simulator, key: str) -> list[str]:
+    return [m.get("markdown", {}).get("content", "") for m in sim.group_messages(key)]
+
+
+def test_an_amended_holiday_sends_one_correction_to_those_already_told(project: Path, simulator: Simulator) -> None:
+    """As in 2020, when 春节 was extended after the notices went out: each group hears once."""
+    clock = FakeClock(at("2026-02-14 10:00"))
+    service = start_service(project, clock)
+    try:
+        service.cycle()
+        assert all(len(holiday_notices(simulator, key)) == 1 for key in GROUP_KEYS)
+        arrangement = project.parent / "schedules" / "holidays" / "2026.yaml"
+        text = arrangement.read_text(encoding="utf-8")
+        arrangement.write_text(text.replace("    last_day: 2026-02-23\n    workdays: [2026-02-14, 2026-02-28]",
+                                            "    last_day: 2026-02-24\n    workdays: [2026-02-14]"), encoding="utf-8")
+        clock.advance(timedelta(days=1))  # 2月15日, the first day off: the notice is amended
+        service.cycle()                   # picks the file up, re-plans, sends
+        service.cycle()
+        service.replan()
+        service.cycle()
+        for key in GROUP_KEYS:
+            corrections = [t for t in group_texts(simulator, key) if "放假安排更正" in t]
+            assert len(corrections) == 1, group_texts(simulator, key)
+            assert "2月15日（周日）至2月23日（周一）" in corrections[0]      # what the notice said
+            assert "2月15日（周日）至2月24日（周二）放假，共10天" in corrections[0]  # what holds now
+        rows = list_deliveries(service.runtime.store, kind="holiday_correction", limit=10)
+        assert {(r.target, r.status) for r in rows} == {(t, "sent") for t in GROUP_KEYS.values()}
+        returns = list_deliveries(service.runtime.store, kind="holiday_return", limit=10)
+        assert {r.due_at for r in returns} == {at("2026-02-25 09:00")}    # the pending one moved with it
+    finally:
+        service.stop()
+        service.runtime.close()
+    again = start_service(project, clock)   # a restart: nothing new to correct
+    try:
+        again.cycle()
+        assert all(len([t for t in group_texts(simulator, k) if "放假安排更正" in t]) == 1 for k in GROUP_KEYS)
+    finally:
+        again.stop()
+        again.runtime.close()
+
+
 def restart_after_downtime(project: Path, down_at: str, up_at: str) -> Service:
     """Run the service at `down_at`, stop it, start it again at `up_at`."""
     clock = FakeClock(at(down_at))

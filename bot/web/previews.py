@@ -65,6 +65,8 @@ def build_sample(name: str, choice: str, calendar: HolidayCalendar, studies: Any
         if period is not None:
             sample["holiday"] = period_context(period)
             sample["send_date"] = _send_day(name, period, calendar).isoformat()
+            if "told" in sample:  # a correction: what the notice had said is this holiday's own dates
+                sample["told"] = {k: sample["holiday"][k] for k in ("first_day", "last_day", "workdays")}
     elif kind == "study" and "item" in sample and studies is not None:
         item = studies.get(key)
         if item is not None:

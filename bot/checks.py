@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.clock import BEIJING
 from bot.errors import BotError
+from bot.holiday_status import holiday_alert
 from bot.plan import build_plan
 from bot.runtime import Loaded, load_all
 from bot.samples import sample_context
@@ -70,26 +71,16 @@ def check_templates(loaded: Loaded, result: CheckResult) -> None:
         result.passed.append(f"模板：{len(names)} 个，全部有效")
 
 
-def missing_year_level(today: date) -> tuple[str, bool] | None:
-    """How loudly to say that next year's arrangement is missing (holidays.md): level, is_error."""
-    if today >= date(today.year, 12, 15):
-        return "严重", True
-    if today >= date(today.year, 12, 1):
-        return "警告", False
-    if today >= date(today.year, 10, 1):
-        return "提示", False
-    return None
-
-
 def check_holiday_coverage(loaded: Loaded, today: date, result: CheckResult) -> None:
     calendar = loaded.calendar
     next_year = today.year + 1
-    level = missing_year_level(today)
-    if next_year not in calendar.years and level:
-        message = (f"【{level[0]}】缺少 {next_year} 年的国务院节假日安排（schedules/holidays/{next_year}.yaml），"
+    alert = holiday_alert({*calendar.years, today.year}, today)  # next year's level, whatever this year's
+    level = alert.level if alert is not None else None
+    if level:
+        message = (f"【{level}】缺少 {next_year} 年的国务院节假日安排（schedules/holidays/{next_year}.yaml），"
                    f"{next_year} 年元旦、春节等节前提醒无法排定。处理办法：国务院办公厅发布通知后，"
                    "按 README「添加一年的节假日安排」添加该文件")
-        (result.errors if level[1] else result.warnings).append(message)
+        (result.errors if level == "严重" else result.warnings).append(message)
     horizon = today + timedelta(days=LOOKAHEAD_DAYS)
     for year in calendar.missing_years(today, horizon):
         if year != next_year or not level:

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from bot.clock import BEIJING
 from bot.delivery.alerts import raise_alert
 from bot.delivery.dispatcher import DISPATCH_LOCK, Dispatcher
+from bot.holiday_status import holiday_alert
 from bot.runtime import Runtime
 from bot.store.db import Store, try_leader_lock
 from bot.store.models import Delivery
@@ -60,6 +61,7 @@ class Service:
         release_orphaned_sends(self.runtime.store, self.runtime.clock.now())
         self.recover()
         self.alert_input_problems()
+        self.alert_holiday_coverage()
 
     def alert_input_problems(self) -> None:
         """Tell the administrators, once a day per problem, of a refused file or an unreachable calendar."""
@@ -71,6 +73,18 @@ class Service:
         if runtime.loaded().ics_errors:
             raise_alert(runtime.store, runtime.settings(), now, f"会议日历获取失败（{day}）",
                         list(runtime.loaded().ics_errors), "已继续使用上一次成功获取的日历；请检查日历地址能否访问", [])
+
+    def alert_holiday_coverage(self) -> None:
+        """Tell the administrators that next year's arrangement is missing: once at 提示 (1 Oct), once
+        at 警告 (1 Dec), then daily at 严重 (15 Dec), as `check` and the console say it."""
+        runtime, now = self.runtime, self.runtime.clock.now()
+        today = now.astimezone(runtime.settings().zone).date()
+        alert = holiday_alert(runtime.calendar().years, today)
+        if alert is None:
+            return
+        day = f"（{today.month}月{today.day}日）" if alert.level == "严重" else ""
+        raise_alert(runtime.store, runtime.settings(), now, f"{alert.year}年节假日安排尚未录入【{alert.level}】{day}",
+                    [alert.message], "国务院办公厅通知发布后，按 README「添加一年的节假日安排」添加该年度文件", [])
 
     def recover(self) -> None:
         settings = self.runtime.settings()
@@ -102,6 +116,7 @@ class Service:
             if self.runtime.has_remote_calendars():
                 self.runtime.reload()
                 self.alert_input_problems()
+            self.alert_holiday_coverage()
             self.runtime.replan()
 
     # ---- APScheduler ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -102,6 +103,36 @@ def test_an_amended_holiday_sends_one_correction_to_those_already_told(project: 
     finally:
         again.stop()
         again.runtime.close()
+
+
+def test_the_administrators_hear_when_next_years_arrangement_is_missing(project: Path, simulator: Simulator) -> None:
+    """Once at 提示 and once at 警告, then daily from 15 December, in the office's app chat."""
+    clock = FakeClock(at("2026-11-27 09:00"))
+    heard: list[str] = []
+
+    def day(moment: str, cycles: int = 2) -> None:
+        clock.set(at(moment))
+        service = start_service(project, clock)
+        try:
+            for _ in range(cycles):
+                service.replan()
+                service.cycle()
+        finally:
+            service.stop()
+            service.runtime.close()
+        heard[:] = [text for text in (json.dumps(m, ensure_ascii=False) for m in simulator.user_messages("liming"))
+                    if "节假日安排尚未录入" in text]  # the office also hears of missed messages, overdue studies
+
+    day("2026-11-27 09:00")
+    day("2026-11-28 09:00")
+    assert len(heard) == 1 and "2027年节假日安排尚未录入【提示】" in heard[0]
+    day("2026-12-01 09:00")
+    day("2026-12-02 09:00")
+    assert sum("【警告】" in h for h in heard) == 1
+    day("2026-12-15 09:00")
+    day("2026-12-16 09:00")
+    assert sum("【严重】" in h for h in heard) == 2 and "12月16日" in heard[-1]
+    assert len(heard) == 4
 
 
 def restart_after_downtime(project: Path, down_at: str, up_at: str) -> Service:

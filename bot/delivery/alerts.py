@@ -51,7 +51,8 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
                for name in settings.resolve_targets([admin]) if name in targets]
     # An empty window: sync_plan only inserts (idempotently) and cancels nothing.
     result = sync_plan(store, planned, now, now, now)
-    log.info("已加入告警，发往 %s：%s", admin, title)
+    if result.inserted:  # the same alert again (same title, lines and rows) is not queued twice
+        log.info("已加入告警，发往 %s：%s", admin, title)
     return result.inserted
 
 

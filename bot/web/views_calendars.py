@@ -8,8 +8,8 @@ from flask import redirect, render_template, request, url_for
 
 from bot.calendars.holiday_file import FESTIVAL_NAMES
 from bot.calendars.meeting_file import POLICIES
+from bot.holiday_status import holiday_alert
 from bot.web.common import console, mask_secrets, notice, record, runtime, settings, today
-from bot.web.holiday_status import holiday_alert
 from bot.web.ics_upload import UploadRefused, accept
 
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from bot.audit import recent
 from bot.clock import BEIJING
+from bot.holiday_status import holiday_alert
 from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import NewDelivery, sync_plan
 from bot.store.queries import DeliveryRow, get_delivery
-from bot.web.holiday_status import holiday_alert
 
 HOLIDAY_KEY = "holiday_integrity|2026-dragon_boat|b1_group"     # 18 June: beyond the 35-day horizon
 STUDY_KEY = "study|jsjy-2026-05@nudge-w2-0900:b1|b1_secretary"  # 20 May: within it

@@ -1,4 +1,5 @@
-"""How loudly to say that next year's holiday arrangement is missing (pure: years and today)."""
+"""How loudly to say that a holiday arrangement is missing (pure: years and today): `check`, the
+console and the administrators' alerts say it alike."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ KIND_LABELS = {
     "study_nudge": "学习催办",
     "study_overdue": "逾期未学通报",
     "announcement": "通知",
+    "alert": "告警",  # to the administrators (bot.delivery.alerts), never planned
 }
 
 

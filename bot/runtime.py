@@ -29,6 +29,7 @@ from bot.plan import Plan, PlanInputs, PlanState, build_plan
 from bot.store.db import Store, open_store
 from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import NewDelivery, SyncResult, sync_plan
+from bot.store.queries import count_deliveries
 from bot.template_versions import current_edits, latest_version_id
 from bot.templates import TemplateLibrary
 
@@ -172,6 +173,13 @@ class Runtime:
             return None  # not started yet (or this process does not schedule)
         quiet = time.monotonic() - self.heartbeat
         return max(1, int(quiet // 60)) if quiet > STALLED_AFTER else None
+
+    def undelivered_alerts(self) -> int:
+        """Alerts raised in the last day that could not reach the administrators: then nobody hears of
+        failures but the console and monitoring, which must say so."""
+        from bot.delivery.alerts import ALERT_KIND
+        since = self.clock.now() - timedelta(days=1)
+        return count_deliveries(self.store, kind=ALERT_KIND, status=("failed", "unknown", "missed"), since=since)
 
     # ---- reloading ------------------------------------------------------------------------
     def reload_if_changed(self) -> bool:

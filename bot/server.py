@@ -47,12 +47,15 @@ def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
     @app.get("/healthz")
     def healthz() -> Any:
         """200 while messages go out; 503 (for monitoring to page someone) when the scheduler stalled."""
-        error, stalled = runtime.last_reload_error, runtime.stalled_minutes()
+        error, stalled, unheard = runtime.last_reload_error, runtime.stalled_minutes(), runtime.undelivered_alerts()
+        config = "error" if error else "ok"
         if stalled is not None:
-            return jsonify(status="stalled", config="error" if error else "ok",
+            return jsonify(status="stalled", config=config,
                            message=f"定时发送已停止 {stalled} 分钟，请查看服务日志并重启服务"), 503
-        return jsonify(status="ok", config="error" if error else "ok",
-                       message=error or "运行正常"), 200
+        if unheard:
+            return jsonify(status="alerts_undelivered", config=config,
+                           message=f"近一天有 {unheard} 条告警未能送达管理员，请检查 admins.target 与企业微信应用配置"), 503
+        return jsonify(status="ok", config=config, message=error or "运行正常"), 200
 
     return app
 

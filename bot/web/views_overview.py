@@ -24,4 +24,4 @@ def overview() -> Any:
         "overview.html", counts=[(s, STATUS_LABELS[s], n) for s, n in counts.items()],
         attention=sum(counts[s] for s in ATTENTION), upcoming=upcoming,
         alert=holiday_alert(rt.calendar().years, today()), reload_error=rt.last_reload_error,
-        ics_errors=rt.loaded().ics_errors, stalled=rt.stalled_minutes())
+        ics_errors=rt.loaded().ics_errors, stalled=rt.stalled_minutes(), unheard=rt.undelivered_alerts())

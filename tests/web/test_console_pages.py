@@ -17,7 +17,7 @@ from bot.clock import BEIJING
 from bot.holiday_status import holiday_alert
 from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import NewDelivery, sync_plan
-from bot.store.queries import DeliveryRow, get_delivery
+from bot.store.queries import DeliveryRow, get_delivery, list_deliveries
 
 HOLIDAY_KEY = "holiday_integrity|2026-dragon_boat|b1_group"     # 18 June: beyond the 35-day horizon
 STUDY_KEY = "study|jsjy-2026-05@nudge-w2-0900:b1|b1_secretary"  # 20 May: within it
@@ -371,3 +371,20 @@ def test_a_stalled_scheduler_turns_healthz_red_and_warns_on_the_overview(app, ad
     assert answer.status_code == 503 and answer.get_json()["status"] == "stalled"
     assert "定时发送已停止 10 分钟" in answer.get_json()["message"]
     assert "定时发送已停止 10 分钟" in admin.get("/admin/").get_data(as_text=True)
+
+
+def test_alerts_that_cannot_reach_the_administrators_turn_healthz_red(app, admin, runtime, clock) -> None:
+    from bot.delivery.alerts import raise_alert
+    client = app.test_client()
+    assert raise_alert(runtime.store, runtime.settings(), clock.now(), "1 条消息发送失败", ["节前廉洁提醒 → 第一党支部群"],
+                       "检查群机器人", []) == 1
+    assert client.get("/healthz").status_code == 200  # queued, not failed
+    [row] = list_deliveries(runtime.store, kind="alert")
+    set_failed(runtime, row.key, "应用凭据无效（40001）")
+    answer = client.get("/healthz")
+    assert answer.status_code == 503 and answer.get_json()["status"] == "alerts_undelivered"
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert "近一天有 1 条告警未能送达管理员" in page
+    assert "共 1 条" in admin.get("/admin/deliveries?kind=alert").get_data(as_text=True)
+    clock.advance(timedelta(days=1, minutes=1))
+    assert client.get("/healthz").status_code == 200  # a day later it is history, in the delivery log

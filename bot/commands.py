@@ -113,7 +113,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from bot.delivery.dispatcher import deliver_now
+    from bot.delivery.send_now import deliver_now
     from bot.manual import enqueue_manual, send_outcome_text
     runtime = Runtime(args.config, SystemClock())
     try:

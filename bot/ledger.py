@@ -7,7 +7,7 @@ nothing. Answering a secretary's reply or card click is ``bot.responder``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -97,9 +97,12 @@ def _remember(known: Known | None, result: ConfirmResult) -> ConfirmResult:
     return result
 
 
-def confirmed_pairs(session: Session) -> set[tuple[str, str]]:
-    """Every (item, branch) confirmed: what plan_studies needs."""
-    return {(item, branch) for item, branch in session.execute(select(Confirmation.item, Confirmation.branch))}
+def confirmed_pairs(session: Session, items: Collection[str] | None = None) -> set[tuple[str, str]]:
+    """Every (item, branch) confirmed (of these items, when given): what the plan and the nudges need."""
+    statement = select(Confirmation.item, Confirmation.branch)
+    if items is not None:
+        statement = statement.where(Confirmation.item.in_(sorted(items)))
+    return {(item, branch) for item, branch in session.execute(statement)}
 
 
 @dataclass

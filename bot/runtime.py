@@ -27,7 +27,7 @@ from bot.config import Settings, load_settings
 from bot.errors import BotError
 from bot.plan import Plan, PlanInputs, PlanState, build_plan
 from bot.store.db import Store, open_store
-from bot.store.models import Confirmation, Delivery
+from bot.store.models import Delivery
 from bot.store.outbox import NewDelivery, SyncResult, sync_plan
 from bot.store.queries import count_deliveries
 from bot.template_versions import current_edits, latest_version_id
@@ -209,9 +209,9 @@ class Runtime:
         return self._loaded.plan_inputs(self.templates())
 
     def plan_state(self) -> PlanState:
+        from bot.ledger import confirmed_pairs
         with self.store.session(readonly=True) as session:
-            confirmed = {(item, branch) for item, branch in session.execute(
-                select(Confirmation.item, Confirmation.branch))}
+            confirmed = confirmed_pairs(session)
         now = self.clock.now()
         return PlanState(confirmed=frozenset(confirmed), announced=announced_meetings(self.store, now),
                          told_holidays=told_holidays(self.store, now))

@@ -53,9 +53,10 @@ from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, app_member
 from bot.delivery.wecom import Outcome, max_attempts_for
 from bot.errors import DeliveryError
 from bot.formatting import STATUS_LABELS, target_title
+from bot.ledger import confirmed_pairs
 from bot.occurrence import KIND_LABELS
 from bot.store.db import Store, try_leader_lock
-from bot.store.models import Confirmation, Delivery
+from bot.store.models import Delivery
 from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes, set_status
 from bot.store.queries import DeliveryRow, list_deliveries
 
@@ -482,7 +483,8 @@ class Dispatcher:
                                  until=now + timedelta(seconds=1), limit=10_000, order="asc")
         if not nudges:
             return
-        confirmed = confirmed_pairs(self.store, {row.item for row in nudges if row.item})
+        with self.store.session(readonly=True) as session:
+            confirmed = confirmed_pairs(session, {row.item for row in nudges if row.item})
         for row in nudges:
             if (row.item, (row.meta or {}).get("branch")) in confirmed:
                 if set_status(self.store, row.id, "cancelled", error=NUDGE_CONFIRMED):
@@ -584,45 +586,3 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=timezone.utc)  # SQLite's aggregates come back as naive UTC text
-
-
-def confirmed_pairs(store: Store, items: set[str]) -> set[tuple[str, str]]:
-    if not items:
-        return set()
-    statement = select(Confirmation.item, Confirmation.branch).where(Confirmation.item.in_(sorted(items)))
-    with store.session(readonly=True) as session:
-        return {(item, branch) for item, branch in session.execute(statement)}
-
-
-def rows_by_keys(store: Store, keys: Sequence[str]) -> list[DeliveryRow]:
-    """The rows with these keys, in the order of ``keys`` (missing keys left out)."""
-    with store.session(readonly=True) as session:
-        found = {d.key: DeliveryRow.of(d) for d in session.scalars(select(Delivery).where(Delivery.key.in_(keys)))}
-    return [found[key] for key in keys if key in found]
-
-
-def deliver_now(store: Store, settings: Settings, clock: Clock, keys: list[str],
-                timeout: float = 30.0) -> list[DeliveryRow]:
-    """For `wecom-reminder send`: dispatch until these rows are final or ``timeout`` seconds pass.
-
-    Transient failures are retried with a short backoff (1 s, doubling to 4 s); a row still
-    waiting at the timeout is left to the running service.
-    """
-    deadline = time.monotonic() + timeout
-    dispatcher = Dispatcher(store, settings, clock, backoff=(1.0, 4.0))
-    try:
-        while True:
-            dispatcher.dispatch_due()
-            rows = rows_by_keys(store, keys)
-            remaining = deadline - time.monotonic()
-            if all(row.status in FINAL for row in rows) or remaining <= 0:
-                return rows
-            time.sleep(min(remaining, _until_next(rows, clock.now())))
-    finally:
-        dispatcher.close()
-
-
-def _until_next(rows: list[DeliveryRow], now: datetime) -> float:
-    waits = [(row.next_attempt_at - now).total_seconds() for row in rows
-             if row.status == "retry" and row.next_attempt_at is not None]
-    return min(max(0.05, min(waits, default=0.2)), 5.0)

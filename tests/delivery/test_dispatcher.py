@@ -18,7 +18,8 @@ from delivery_fakes import (
 )
 
 from bot.clock import FakeClock
-from bot.delivery.dispatcher import AMBIGUOUS, DISPATCH_LOCK, NUDGE_CONFIRMED, Dispatcher, deliver_now
+from bot.delivery.dispatcher import AMBIGUOUS, DISPATCH_LOCK, NUDGE_CONFIRMED, Dispatcher
+from bot.delivery.send_now import deliver_now
 from bot.scheduler import release_orphaned_sends
 from bot.simulator import Simulator
 from bot.store.db import Store, try_leader_lock

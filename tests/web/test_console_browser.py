@@ -149,6 +149,17 @@ def test_export_the_ledger(page: Any, tmp_path: Path) -> None:
     assert openpyxl.load_workbook(target)["学习台账"].cell(row=3, column=1).value == "学习内容"
 
 
+def test_export_the_delivery_log(page: Any, tmp_path: Path) -> None:
+    page.goto("/admin/deliveries")
+    with page.expect_download() as info:
+        page.click("text=导出为 CSV")
+    name = info.value.suggested_filename
+    assert name.startswith("发送记录-") and name.endswith(".csv")
+    target = tmp_path / name
+    info.value.save_as(target)
+    assert target.read_text(encoding="utf-8-sig").splitlines()[0].startswith("计划发送时间,实际发送时间,类别,发送对象")
+
+
 def test_script_in_names_is_shown_as_text(page: Any) -> None:
     page.goto("/admin/ledger?year=2026")
     assert SCRIPT in page.locator("table.matrix thead").inner_text()

@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from bot.clock import BEIJING
+from bot.config import Settings
 from bot.errors import BotError
 from bot.holiday_status import holiday_alert
 from bot.plan import build_plan
@@ -36,13 +37,15 @@ class CheckResult:
         return "\n".join([*lines, verdict])
 
 
-def run_checks(config: str | Path | None, today: date) -> CheckResult:
+def run_checks(config: str | Path | None, today: date, online: bool = False) -> CheckResult:
     result = CheckResult()
     try:
         loaded = load_all(config)
     except BotError as exc:
         result.errors.append(str(exc))
         return result
+    if online:
+        check_wecom_online(loaded.settings, result)
     result.passed.append(f"配置文件 {loaded.settings.source} 有效")
     result.passed.append(f"节假日安排：已有 {'、'.join(str(y) for y in sorted(loaded.calendar.years))} 年")
     result.warnings += list(loaded.ics_errors)
@@ -101,3 +104,20 @@ def check_plan(loaded: Loaded, today: date, result: CheckResult) -> None:
         for problem in message.problems:
             result.errors.append(f"{message.due_at:%Y-%m-%d %H:%M} 发往 {message.target} 的消息：{problem}")
     result.passed.append(f"未来 {LOOKAHEAD_DAYS} 天计划发送 {len(plan.messages)} 条消息")
+
+
+def check_wecom_online(settings: Settings, result: CheckResult) -> None:
+    """`check --online`: fetch an access token, as the first app message would (robot keys cannot be
+    checked without sending a message)."""
+    from bot.delivery.wecom import app_for, classify
+    wecom = settings.wecom
+    if wecom is None:
+        result.passed.append("未配置企业微信（wecom），消息只打印到控制台")
+        return
+    try:
+        app_for(settings).client.fetch_access_token()
+    except Exception as exc:  # noqa: BLE001 - every failure is reported in words
+        result.errors.append(f"企业微信接口 {wecom.api_base}：获取访问令牌失败：{classify(None, None, exc).error}。"
+                             "处理办法：核对 wecom.corp_id、wecom.secret，并确认本机能访问该地址")
+        return
+    result.passed.append(f"企业微信接口 {wecom.api_base}：应用凭据有效（应用 {wecom.agent_id}）")

@@ -54,7 +54,7 @@ def _existing_runtime(config: str | None) -> Runtime | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    result = run_checks(args.config, args.today or today_in_beijing())
+    result = run_checks(args.config, args.today or today_in_beijing(), online=args.online)
     print(result.text())
     return result.exit_code
 

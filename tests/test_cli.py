@@ -19,9 +19,10 @@ import requests
 from bot.cli import main
 from bot.clock import BEIJING, SystemClock
 from bot.config import load_settings
-from bot.delivery.dispatcher import DISPATCH_LOCK, confirmed_pairs
+from bot.delivery import wecom
+from bot.delivery.dispatcher import DISPATCH_LOCK
 from bot.demo import simulator_settings
-from bot.ledger import confirm
+from bot.ledger import confirm, confirmed_pairs
 from bot.runtime import Runtime
 from bot.simulator import Simulator
 from bot.store.db import open_store, try_leader_lock
@@ -54,6 +55,18 @@ def test_check_passes_mid_year(project: Path, capsys: pytest.CaptureFixture[str]
     code, out = check(project, "2026-06-01", capsys)
     assert code == 0, out
     assert "检查通过。" in out and "模板：17 个，全部有效" in out
+
+
+def test_check_online_verifies_the_app_credentials(project: Path, simulator: Simulator,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(project), "check", "--today", "2026-06-01", "--online"]) == 0
+    assert "应用凭据有效（应用 1000002）" in capsys.readouterr().out
+    text = project.read_text(encoding="utf-8").replace("demo-app-secret-for-simulator-only", "wrong-secret")
+    project.write_text(text, encoding="utf-8")
+    wecom._apps.clear()  # the cached app client holds the good secret's token
+    assert main(["--config", str(project), "check", "--today", "2026-06-01", "--online"]) == 2
+    out = capsys.readouterr().out
+    assert "获取访问令牌失败" in out and "40001" in out and "wecom.secret" in out
 
 
 @pytest.mark.parametrize(("today", "code", "level"), [

@@ -152,7 +152,7 @@ def test_export_the_ledger(page: Any, tmp_path: Path) -> None:
 def test_export_the_delivery_log(page: Any, tmp_path: Path) -> None:
     page.goto("/admin/deliveries")
     with page.expect_download() as info:
-        page.click("text=导出为 CSV")
+        page.click("#export-csv")
     name = info.value.suggested_filename
     assert name.startswith("发送记录-") and name.endswith(".csv")
     target = tmp_path / name

@@ -8,7 +8,9 @@ thread, in parallel. Then the inbox writer (bot.inbox_writer) deduplicates (inbo
 unique key), answers through the responder and records the reply, for a batch of callbacks in one
 transaction with one commit, so that WeCom's retries and replays get the same answer and change
 nothing. Slow work (updating the clicked card, re-planning so that nudges to a confirmed branch
-are cancelled) runs after the answer.
+are cancelled) runs after the answer. A callback still being recorded when its answer is due (3 s,
+WeCom gives up at 5) is answered 200 with nothing; its answer follows as an app message once it is
+recorded, or the administrators hear that it was not.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -34,13 +37,25 @@ from wechatpy.utils import WeChatSigner
 
 from bot.clock import BEIJING, Clock
 from bot.config import Settings, WeComSettings
+from bot.delivery.alerts import raise_alert
 from bot.delivery.wecom import task_id_for, update_template_card
 from bot.errors import TemplateError
-from bot.inbox_writer import Answer, Inbound, InboxWriter, NotRecorded, PrepareAnswer
+from bot.inbox_writer import (
+    ANSWER_WITHIN,
+    Answer,
+    Inbound,
+    InboxWriter,
+    NotRecorded,
+    NotYetAnswered,
+    PrepareAnswer,
+    Recorded,
+)
 from bot.ledger import ConfirmResult
+from bot.occurrence import delivery_key
+from bot.plan import recipients_of
 from bot.responder import Outcome, Responder
 from bot.store import Store
-from bot.store.outbox import take_response_code
+from bot.store.outbox import NewDelivery, sync_plan, take_response_code
 from bot.store.queries import open_cards
 from bot.studies import StudySchedule
 from bot.templates import TemplateLibrary
@@ -89,18 +104,19 @@ class SignedQuery:
 class CallbackBlueprint(Blueprint):
     """The callback's routes and the writer that records what they receive."""
 
-    def __init__(self, ctx: CallbackContext) -> None:
+    def __init__(self, ctx: CallbackContext, answer_within: float = ANSWER_WITHIN) -> None:
         super().__init__("wecom_callback", __name__)
         self.writer = InboxWriter(ctx.store, _answerer(ctx))
+        self.answer_within = answer_within
 
     def close(self) -> None:
         """Answer the callbacks already queued and stop the writer; later ones get 503."""
         self.writer.close()
 
 
-def callback_blueprint(ctx: CallbackContext) -> CallbackBlueprint:
+def callback_blueprint(ctx: CallbackContext, answer_within: float = ANSWER_WITHIN) -> CallbackBlueprint:
     """Call ``close()`` on it at shutdown (before closing the store)."""
-    blueprint = CallbackBlueprint(ctx)
+    blueprint = CallbackBlueprint(ctx, answer_within)
 
     @blueprint.get(PATH)
     def verify_url() -> Response:
@@ -108,7 +124,7 @@ def callback_blueprint(ctx: CallbackContext) -> CallbackBlueprint:
 
     @blueprint.post(PATH)
     def receive() -> Response:
-        return _guarded(lambda: _receive(ctx, blueprint.writer))
+        return _guarded(lambda: _receive(ctx, blueprint))
 
     return blueprint
 
@@ -217,7 +233,7 @@ def _verify(ctx: CallbackContext) -> Response:
 # ---- POST: messages and card clicks ---------------------------------------------------------
 
 
-def _receive(ctx: CallbackContext, writer: InboxWriter) -> Response:
+def _receive(ctx: CallbackContext, blueprint: CallbackBlueprint) -> Response:
     wecom = _wecom(ctx)
     body = _read_body()
     query = _signed_query()
@@ -228,7 +244,7 @@ def _receive(ctx: CallbackContext, writer: InboxWriter) -> Response:
     now = ctx.clock.now().astimezone(BEIJING)
     _check_skew(query, now)
     inbound = _inbound(_decrypt(_crypto(wecom), query, encrypted))
-    reply, fresh = _record_and_answer(ctx, writer, inbound, now)
+    reply, fresh = _record_and_answer(ctx, blueprint, inbound, now)
     log.info("收到 %s 的回调（%s）%s，%s", inbound.user, inbound.get("MsgType"),
              "" if fresh else "（重复推送）", "已被动回复" if reply else "无需回复")
     if not reply:
@@ -237,16 +253,46 @@ def _receive(ctx: CallbackContext, writer: InboxWriter) -> Response:
                     content_type="application/xml; charset=utf-8")
 
 
-def _record_and_answer(ctx: CallbackContext, writer: InboxWriter, inbound: Inbound,
+def _record_and_answer(ctx: CallbackContext, blueprint: CallbackBlueprint, inbound: Inbound,
                        now: datetime) -> tuple[str | None, bool]:
     """Recorded and answered by the writer's next batch; a repeat gets the recorded answer."""
     try:
-        recorded = writer.record(inbound, now)
+        recorded = blueprint.writer.record(inbound, now, timeout=blueprint.answer_within)
+    except NotYetAnswered as late:
+        # WeCom's deadline is near and it may not retry an error: answer 200 now, with nothing, and
+        # send the answer as an app message once recorded (or tell the administrators it was not).
+        log.warning("%s 的回调未能及时记录，记录后将以应用消息答复", inbound.user)
+        late.future.add_done_callback(lambda done: ctx.after_response(lambda: answer_late(ctx, inbound, done)))
+        return None, True
     except NotRecorded as exc:
         raise Refused(503, "暂时无法处理，请稍后重试") from exc
     if recorded.outcome is not None:
         _after(ctx, inbound, recorded.outcome)
     return recorded.reply, recorded.fresh
+
+
+def answer_late(ctx: CallbackContext, inbound: Inbound, done: Future[Recorded]) -> None:
+    """The rest of a callback whose recording outlasted its HTTP answer."""
+    settings, now = ctx.settings(), ctx.clock.now()
+    if done.exception() is not None:
+        said = inbound.get("Content") or inbound.get("EventKey") or inbound.get("MsgType")
+        raise_alert(ctx.store, settings, now, "1 条企业微信回调未能记录", [f"{inbound.user}：{said}"],
+                    "请与该成员核实其回复，必要时在学习台账中补录确认", [])
+        return
+    recorded = done.result()
+    if recorded.outcome is not None:
+        _after(ctx, inbound, recorded.outcome)
+    branch = next((b for b in settings.organisation.branches if b.secretary.userid == inbound.user), None)
+    if recorded.fresh and recorded.reply and branch is not None:
+        target = branch.secretary_target
+        occurrence = f"reply:{inbound.dedupe_key}"
+        row = NewDelivery(key=delivery_key("reply", occurrence, target), rule="reply", kind="reply",
+                          occurrence=occurrence, item=None, target=target,
+                          recipients=recipients_of(settings.all_targets()[target]), msgtype="text", title="回复",
+                          text=truncate_utf8(recorded.reply), card=None, due_at=now,
+                          reason="回调记录较慢，未能被动回复，改以应用消息答复")
+        sync_plan(ctx.store, [row], now, now, now)  # an empty window: inserts, cancels nothing
+        ctx.request_replan()  # wakes the dispatcher
 
 
 def _answerer(ctx: CallbackContext) -> PrepareAnswer:

@@ -82,6 +82,14 @@ class NotRecorded(Exception):
     """The callback was not recorded (writer closed or overloaded, or its transaction failed)."""
 
 
+class NotYetAnswered(NotRecorded):
+    """Still queued or being written when the answer was due: ``future`` settles later."""
+
+    def __init__(self, message: str, future: Future[Recorded]) -> None:
+        super().__init__(message)
+        self.future = future
+
+
 Answer = Callable[[Inbound, datetime], "Outcome | None"]
 # Called once per batch, inside its transaction, with the batch's messages; returns the answerer.
 PrepareAnswer = Callable[[Session, Sequence[Inbound]], Answer]
@@ -115,8 +123,7 @@ class InboxWriter:
         try:
             return future.result(max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            # Still queued or being written: a retry will find it (or be recorded itself).
-            raise NotRecorded(f"not answered within {timeout} s") from None
+            raise NotYetAnswered(f"not answered within {timeout} s", future) from None
 
     def submit(self, inbound: Inbound, now: datetime, wait: float = 0.0) -> Future[Recorded]:
         """Queue one callback; where the queue is full, wait up to ``wait`` seconds for room."""

@@ -23,6 +23,7 @@ KIND_LABELS = {
     "study_overdue": "逾期未学通报",
     "announcement": "通知",
     "alert": "告警",  # to the administrators (bot.delivery.alerts), never planned
+    "reply": "回复",  # a callback's answer sent as an app message when it came too late to be passive
 }
 
 

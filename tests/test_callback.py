@@ -36,13 +36,14 @@ from wecom_side import (
 from werkzeug.serving import make_server
 
 import bot.simulator
-from bot.callback import MAX_BODY, PATH, CallbackBlueprint, callback_blueprint
+from bot.callback import MAX_BODY, PATH, CallbackBlueprint, answer_late, callback_blueprint
 from bot.clock import BEIJING, Clock, FakeClock, SystemClock
 from bot.config import Settings
 from bot.inbox_writer import Inbound, InboxWriter, NotRecorded, Recorded
 from bot.responder import Outcome
 from bot.store import Store, open_store
 from bot.store.models import Confirmation, InboundMessage
+from bot.store.queries import list_deliveries
 from bot.studies import StudySchedule
 from bot.templates import TemplateLibrary
 
@@ -88,9 +89,9 @@ class Service:
         self._executor.shutdown(wait=True)
 
 
-def make_app(service: Service) -> Flask:
+def make_app(service: Service, **options: Any) -> Flask:
     app = Flask(__name__)
-    blueprint = callback_blueprint(service)
+    blueprint = callback_blueprint(service, **options)
     service.blueprints.append(blueprint)
     app.register_blueprint(blueprint)
     return app
@@ -571,6 +572,36 @@ def test_a_burst_beyond_the_queue_waits_for_room_rather_than_being_refused(store
     with store.session(readonly=True) as session:
         assert sorted(session.scalars(select(InboundMessage.dedupe_key))) == ["msg:1", "msg:2", "msg:4"]
     writer.close()
+
+
+def test_recorded_too_late_for_a_passive_reply_it_is_answered_by_app_message(
+        service: Service, wecom: WeComSide, store: Store, clock: Clock) -> None:
+    client = make_app(service, answer_within=0.2).test_client()
+    blocker = store.engine.raw_connection()  # another writer holds SQLite's lock past the answer time
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        answer = post(client, says(wecom, clock, "zhangwei", "已学习"))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert answer.status_code == 200 and answer.data == b""  # WeCom does not retry this, and nothing is lost:
+    deadline = time.monotonic() + 10
+    while not list_deliveries(store, kind="reply") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    service.drain()
+    [reply] = list_deliveries(store, kind="reply")
+    assert reply.target == "b1_secretary" and reply.recipients["touser"] == ["zhangwei"] and "已记录" in reply.text
+    assert rows(store, Confirmation) == 1 and rows(store, InboundMessage) == 1
+    assert service.replans >= 1
+
+
+def test_a_late_callback_that_could_not_be_recorded_is_reported_to_the_administrators(
+        service: Service, store: Store) -> None:
+    failed: Future[Recorded] = Future()
+    failed.set_exception(NotRecorded("the batch's transaction failed"))
+    answer_late(service, _inbound("zhangwei", 77), failed)
+    [alert] = list_deliveries(store, kind="alert")
+    assert "1 条企业微信回调未能记录" in alert.text and "zhangwei" in alert.text
 
 
 def test_a_message_that_fails_does_not_lose_the_rest_of_its_batch(store: Store) -> None:

@@ -171,7 +171,7 @@ def _new_row(delivery: NewDelivery, now: datetime) -> dict[str, Any]:
     }
 
 
-UNPLANNED_RULES = ("manual", "alert")
+UNPLANNED_RULES = ("manual", "alert", "reply")
 
 
 def _cancel_vanished(session: Session, wanted: dict[str, NewDelivery], window_start: datetime,

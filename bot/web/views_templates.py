@@ -51,7 +51,7 @@ def _editor(name: str, text: str, choice: str, problems: list[Any] | None = None
     library = _library_for(name)
     shown = preview(library, name, text, _sample(name, choice))
     return render_template(
-        "template_edit.html", name=name, text=text, choice=choice, preview=shown,
+        "template_edit.html", name=name, title=library.source(name).title, text=text, choice=choice, preview=shown,
         problems=problems if problems is not None else shown.problems, edited=name in library.edits,
         choices=sample_choices(name, rt.calendar(), rt.studies()),
         variables=sorted(sample_context(name))), status

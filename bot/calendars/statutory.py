@@ -18,7 +18,10 @@ FIRST_YEAR = 2025  # earlier years have their notices bundled, and the older law
 def statutory_days_off(year: int) -> frozenset[date]:
     if year < FIRST_YEAR:
         return frozenset()
-    from bot.calendars.lunar import festival_date, qingming  # lunar_python only when a year lacks its notice
+    # lunar_python only when a year lacks its notice
+    from bot.calendars.lunar import LAST_YEAR, festival_date, qingming
+    if year > LAST_YEAR:
+        return frozenset()
 
     spring = festival_date("春节", year)
     days = {date(year, 1, 1), qingming(year), date(year, 5, 1), date(year, 5, 2),

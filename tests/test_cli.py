@@ -267,3 +267,10 @@ def test_backup_explains_what_to_do_for_postgresql(project: Path, capsys: pytest
     project.write_text(text, encoding="utf-8")
     assert main(["--config", str(project), "backup", str(project.parent / "x.db")]) == 2
     assert "pg_dump" in capsys.readouterr().err
+
+
+def test_check_warns_when_nobody_would_hear_of_failures(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = project.read_text(encoding="utf-8").replace("  target: office ", "  target: null ")
+    project.write_text(text, encoding="utf-8")
+    code, out = check(project, "2026-06-01", capsys)
+    assert code == 1 and "未配置 admins.target" in out

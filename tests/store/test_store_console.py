@@ -8,11 +8,21 @@ import pytest
 
 from bot.clock import BEIJING
 from bot.store.db import Store
-from bot.store.outbox import claim_due, record_outcome, recover_overdue, retry_now, set_status, sync_plan
+from bot.store.outbox import (
+    claim_due,
+    record_outcome,
+    recover_overdue,
+    retry_now,
+    set_status,
+    sync_plan,
+    take_response_code,
+)
 from bot.store.queries import (
     count_deliveries,
     get_delivery,
+    iter_delivery_log,
     list_deliveries,
+    open_cards,
     status_counts,
 )
 
@@ -104,3 +114,24 @@ def test_status_counts(store: Store, make) -> None:
     counts = status_counts(store)
     assert (counts["sent"], counts["pending"], counts["missed"]) == (2, 1, 0)
     assert sum(counts.values()) == 3
+
+
+def test_the_delivery_log_streams_in_due_order_a_chunk_at_a_time(store: Store, make) -> None:
+    rows = [make(f"m{n}", T0 + n * HOUR, target=f"group-{n % 2}") for n in range(7)]
+    sync_plan(store, rows, T0 - HOUR, T0 + 10 * HOUR, T0 - HOUR)
+    log = list(iter_delivery_log(store, chunk=2))
+    assert [r.title for r in log] == ["节前廉洁提醒"] * 7
+    assert [r.due_at for r in log] == [T0 + n * HOUR for n in range(7)]  # aware, oldest first
+    assert [r.target for r in iter_delivery_log(store, target="group-1", chunk=2)] == ["group-1"] * 3
+    assert list(iter_delivery_log(store, status="sent")) == []
+
+
+def test_open_cards_and_taking_a_response_code_once(store: Store, make) -> None:
+    sync_plan(store, [make("card", T0, item="jsjy-1", target="b1_secretary")], T0 - HOUR, T0 + HOUR, T0 - HOUR)
+    [claimed] = claim_due(store, T0, "w1")
+    record_outcome(store, claimed.id, 1, status="sent", now=T0, response_code="RC-1")
+    [card] = open_cards(store, "jsjy-1", "b1_secretary", T0 - HOUR)
+    assert card.response_code == "RC-1"
+    assert open_cards(store, "jsjy-1", "b1_secretary", T0 + HOUR) == []  # sent before the window
+    assert take_response_code(store, card.id, "RC-1") and not take_response_code(store, card.id, "RC-1")
+    assert open_cards(store, "jsjy-1", "b1_secretary", T0 - HOUR) == []

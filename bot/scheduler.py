@@ -143,8 +143,6 @@ class Service:
         with self._work_lock:
             if self._apply_file_changes():
                 self._wake_now()
-                return
-        self._schedule_wake()  # rows another process added (`send`, the console) are due now
 
     def _apply_file_changes(self) -> bool:
         """A changed config, schedule or template: new dispatcher settings and a re-plan."""

@@ -49,7 +49,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import alerts
 from bot.delivery.channels import RobotChannel, channel_for
-from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, app_members, seed_from_store
+from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, app_members, robot_keys, seed_windows
 from bot.delivery.wecom import Outcome, max_attempts_for
 from bot.errors import DeliveryError
 from bot.formatting import STATUS_LABELS, target_title
@@ -146,8 +146,8 @@ class Dispatcher:
         self.limiter = SlidingWindowLimiter(settings.delivery.robot_per_minute, window_seconds, monotonic, sleep)
         self.members = MemberQuota(window_seconds, monotonic)
         self._seen_until = clock.now()
-        seed_from_store(self.limiter, store, self._seen_until)
-        self.members.seed_from_store(store, self._seen_until)
+        self._windows = [(self.limiter, robot_keys), *self.members.windows]
+        seed_windows(store, self._seen_until, self._windows)
         self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="wecom-send")
         self.batch = 2 * max_workers
         timeout = self.request_timeout = settings.delivery.request_timeout.total_seconds()
@@ -183,8 +183,7 @@ class Dispatcher:
     def _learn_sends_elsewhere(self) -> None:
         """Sends other processes recorded since our last pass go into our windows."""
         after, self._seen_until = self._seen_until, self.clock.now()
-        seed_from_store(self.limiter, self.store, self._seen_until, after=after, not_by=self.worker)
-        self.members.seed_from_store(self.store, self._seen_until, after=after, not_by=self.worker)
+        seed_windows(self.store, self._seen_until, self._windows, after=after, not_by=self.worker)
 
     def _dispatch_pass(self) -> DispatchReport:
         tally = _Tally()

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -121,11 +121,10 @@ class MemberQuota:
                 self.hour.record(member, at)
             return 0.0
 
-    def seed_from_store(self, store: Store, wall_now: datetime, after: datetime | None = None,
-                        not_by: str | None = None) -> int:
-        """Seed both windows from the outbox (see ``seed_from_store``); the sends found within the hour."""
-        seed_from_store(self.minute, store, wall_now, app_members, after, not_by)
-        return seed_from_store(self.hour, store, wall_now, app_members, after, not_by)
+    @property
+    def windows(self) -> list[Window]:
+        """Both windows, to seed from the outbox (``seed_windows``)."""
+        return [(self.minute, app_members), (self.hour, app_members)]
 
 
 def robot_keys(recipients: dict[str, object]) -> list[str]:
@@ -141,33 +140,37 @@ def app_members(recipients: dict[str, object]) -> list[str]:
     return [str(user) for user in users]
 
 
-def recent_sends(store: Store, since: datetime, keys_of: Callable[[dict[str, object]], list[str]],
-                 not_by: str | None = None) -> dict[str, list[datetime]]:
-    """Key (robot or member) → times of the sends recorded since ``since`` (by anyone but ``not_by``).
+KeysOf = Callable[[dict[str, object]], list[str]]
+Window = tuple[SlidingWindowLimiter, KeysOf]  # a limiter and what it is keyed by in a row's recipients
 
-    From ``since`` inclusive: a send at that very instant may be counted twice, never missed.
+
+def seed_windows(store: Store, wall_now: datetime, windows: Sequence[Window], after: datetime | None = None,
+                 not_by: str | None = None) -> int:
+    """Add to each limiter the outbox's sends within its window, read in one query (only those
+    recorded since ``after`` and not by worker ``not_by``, when given); the number of sends added.
+
+    From ``after`` inclusive: a send at that very instant may be counted twice, never missed.
     """
+    widest = wall_now - timedelta(seconds=max(limiter.window for limiter, _ in windows))
+    sends = _recorded_sends(store, max(widest, after) if after else widest, not_by)
+    found = 0
+    for limiter, keys_of in windows:
+        start, mono_now = wall_now - timedelta(seconds=limiter.window), limiter.now()
+        times: dict[str, list[float]] = defaultdict(list)
+        for recipients, sent_at in sends:
+            if sent_at >= start:
+                for key in keys_of(recipients):
+                    times[key].append(mono_now - (wall_now - sent_at).total_seconds())
+        for key, moments in times.items():
+            limiter.seed(key, moments)
+            found += len(moments)
+    return found
+
+
+def _recorded_sends(store: Store, since: datetime, not_by: str | None) -> list[tuple[dict[str, object], datetime]]:
     statement = select(Delivery.recipients, Delivery.sent_at).where(
         Delivery.status == "sent", Delivery.sent_at >= since)
     if not_by is not None:
         statement = statement.where(or_(Delivery.worker.is_(None), Delivery.worker != not_by))
-    sends: dict[str, list[datetime]] = defaultdict(list)
     with store.session(readonly=True) as session:
-        for recipients, sent_at in session.execute(statement):
-            for key in keys_of(recipients or {}):
-                sends[key].append(sent_at)
-    return dict(sends)
-
-
-def seed_from_store(limiter: SlidingWindowLimiter, store: Store, wall_now: datetime,
-                    keys_of: Callable[[dict[str, object]], list[str]] = robot_keys,
-                    after: datetime | None = None, not_by: str | None = None) -> int:
-    """Add to the limiter the outbox's sends within its window (only those recorded since ``after``
-    and not by ``not_by``, when given); the number of sends found."""
-    since = wall_now - timedelta(seconds=limiter.window)
-    mono_now = limiter.now()
-    found = 0
-    for key, times in recent_sends(store, max(since, after) if after else since, keys_of, not_by).items():
-        limiter.seed(key, (mono_now - (wall_now - t).total_seconds() for t in times))
-        found += len(times)
-    return found
+        return [(recipients or {}, sent_at) for recipients, sent_at in session.execute(statement)]

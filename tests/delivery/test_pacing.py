@@ -22,7 +22,7 @@ from delivery_fakes import (
 
 from bot.clock import FakeClock
 from bot.delivery.dispatcher import DISPATCH_LOCK, LEASE_RAN_OUT, MEMBER_DEFERRED
-from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, seed_from_store
+from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, robot_keys, seed_windows
 from bot.simulator import Simulator
 from bot.store.db import Store, try_leader_lock
 from bot.store.queries import list_deliveries
@@ -85,7 +85,7 @@ def test_a_restart_is_seeded_from_the_outbox(store: Store, sim: Simulator, clock
     assert make_dispatcher(settings).dispatch_due().sent == 20
     clock.advance(10)
     fresh = limiter(mono)
-    assert seed_from_store(fresh, store, clock.now()) == 20
+    assert seed_windows(store, clock.now(), [(fresh, robot_keys)]) == 20
     assert fresh.wait_time(robot_key(1)) == pytest.approx(50)
     enqueue(store, [delivery("g1", settings, clock.now(), name=f"late{i}") for i in range(5)], clock.now())
     run_until_settled(make_dispatcher(settings), clock)  # a new dispatcher: a restarted process

@@ -282,7 +282,9 @@ def answer_late(ctx: CallbackContext, inbound: Inbound, done: Future[Recorded]) 
     recorded = done.result()
     if recorded.outcome is not None:
         _after(ctx, inbound, recorded.outcome)
-    branch = next((b for b in settings.organisation.branches if b.secretary.userid == inbound.user), None)
+    # The responder knew the sender's branch; a sender who is no secretary has no target to reply to.
+    outcome = recorded.outcome
+    branch = settings.branch(outcome.branch) if outcome is not None and outcome.branch else None
     if recorded.fresh and recorded.reply and branch is not None:
         target = branch.secretary_target
         occurrence = f"reply:{inbound.dedupe_key}"

@@ -31,9 +31,9 @@ from wechatpy.enterprise import parse_message
 from wechatpy.enterprise.crypto import WeChatCrypto
 
 from bench.running import prepare, running
-from bot.callback import PATH
 from bot.clock import SystemClock
 from bot.config import WeComSettings
+from bot.inbox.callback import PATH
 from bot.store import open_store
 from bot.store.models import InboundMessage
 

@@ -21,7 +21,7 @@ from bot.calendars.holidays import HolidayCalendar  # noqa: E402
 from bot.clock import BEIJING  # noqa: E402
 from bot.config import HolidayRule, RobotTarget, Settings  # noqa: E402
 from bot.plan import PlanInputs, build_plan  # noqa: E402
-from bot.templates import TemplateLibrary  # noqa: E402
+from bot.templates.render import TemplateLibrary  # noqa: E402
 
 FESTIVALS = ["new_year", "spring_festival", "tomb_sweeping", "labour_day", "dragon_boat", "mid_autumn", "national_day"]
 

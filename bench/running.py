@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from bot.commands.demo import simulator_settings
 from bot.config import Settings, load_settings
-from bot.demo import simulator_settings
 from bot.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]

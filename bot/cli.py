@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "apscheduler", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from bot import commands
+    from bot.commands import handlers as commands
     handler: Callable[[argparse.Namespace], int] = getattr(commands, f"cmd_{args.command}")
     try:
         return handler(args)

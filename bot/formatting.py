@@ -8,7 +8,7 @@ from itertools import groupby
 from typing import Any
 
 from bot.occurrence import KIND_LABELS
-from bot.templates import cn_date_full
+from bot.templates.render import cn_date_full
 
 STATUS_LABELS = {
     "pending": "待发送", "sending": "发送中", "sent": "已发送", "retry": "等待重试", "failed": "发送失败",

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from bot.announcements import Announcement, plan_announcements
 from bot.calendars.holidays import HolidayCalendar
 from bot.config import AppChatTarget, AppTarget, ConsoleTarget, RobotTarget, Settings
 from bot.errors import TemplateError, UnknownTarget
-from bot.holiday_plan import missing_holiday_notices, plan_holiday_rules
 from bot.occurrence import Occurrence
-from bot.templates import RenderedMessage, TemplateLibrary, size_problems
+from bot.rules.announcements import Announcement, plan_announcements
+from bot.rules.holidays import missing_holiday_notices, plan_holiday_rules
+from bot.templates.render import RenderedMessage, TemplateLibrary, size_problems
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class PlanInputs:
     templates: TemplateLibrary
     meetings: Any = None            # bot.calendars.meetings.MeetingSchedule
     ics_texts: Mapping[str, str] = field(default_factory=dict)
-    studies: Any = None             # bot.studies.StudySchedule
+    studies: Any = None             # bot.rules.studies.StudySchedule
     announcements: tuple[Announcement, ...] = ()
 
 
@@ -92,7 +92,7 @@ def plan_occurrences(inputs: PlanInputs, start: date, end: date, now: datetime,
     if inputs.meetings is not None:
         found += _plan_meetings(inputs, start, end, now, state)
     if inputs.studies is not None:
-        from bot.studies import plan_studies
+        from bot.rules.studies import plan_studies
         found += plan_studies(inputs.studies, settings, calendar, start, end, now, state.confirmed)
     return sorted(found, key=lambda o: (o.due_at, o.rule, o.occurrence))
 
@@ -100,7 +100,7 @@ def plan_occurrences(inputs: PlanInputs, start: date, end: date, now: datetime,
 def _plan_meetings(inputs: PlanInputs, start: date, end: date, now: datetime,
                    state: PlanState) -> list[Occurrence]:
     from bot.calendars.meetings import expand_meetings
-    from bot.meeting_plan import plan_meetings
+    from bot.rules.meetings import plan_meetings
     settings = inputs.settings
     branches = settings.organisation.branches
     meetings = expand_meetings(inputs.meetings, inputs.calendar, start, end, inputs.ics_texts)

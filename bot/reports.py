@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.clock import BEIJING
 from bot.csv_files import write_rows
-from bot.ledger import SOURCE_LABELS, ReportRow
+from bot.inbox.ledger import SOURCE_LABELS, ReportRow
 
 STATUS_LABELS = {"confirmed": "按时完成", "late": "逾期完成", "pending": "未完成（未到截止时间）",
                  "missing": "逾期未完成"}

@@ -20,18 +20,18 @@ from typing import Any
 import requests
 from sqlalchemy import select
 
-from bot.announcements import Announcement, load_announcements
 from bot.calendars.holidays import HolidayCalendar
 from bot.clock import Clock
 from bot.config import Settings, load_settings
 from bot.errors import BotError
 from bot.plan import Plan, PlanInputs, PlanState, build_plan
+from bot.rules.announcements import Announcement, load_announcements
 from bot.store.db import Store, open_store
 from bot.store.models import Delivery
 from bot.store.outbox import NewDelivery, SyncResult, sync_plan
 from bot.store.queries import count_deliveries
-from bot.template_versions import current_edits, latest_version_id
-from bot.templates import TemplateLibrary
+from bot.templates.render import TemplateLibrary
+from bot.templates.versions import current_edits, latest_version_id
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def fingerprint(settings: Settings) -> str:
 def load_all(config_path: str | Path | None, session: requests.Session | None = None) -> Loaded:
     """Read and validate everything; raise BotError (naming file, line, fix) on the first problem."""
     from bot.calendars.meeting_file import load_meetings
-    from bot.studies import load_studies
+    from bot.rules.studies import load_studies
     settings = load_settings(config_path)
     schedules = settings.path("schedules")
     calendar = HolidayCalendar.load(schedules / "holidays")
@@ -209,7 +209,7 @@ class Runtime:
         return self._loaded.plan_inputs(self.templates())
 
     def plan_state(self) -> PlanState:
-        from bot.ledger import confirmed_pairs
+        from bot.inbox.ledger import confirmed_pairs
         with self.store.session(readonly=True) as session:
             confirmed = confirmed_pairs(session)
         now = self.clock.now()
@@ -267,7 +267,7 @@ def announced_meetings(store: Store, now: datetime) -> dict[str, Any]:
     Only reminders due in the last two months count: a change to a meeting older than that is no
     longer news, and reading only the columns needed keeps re-planning cheap on a long history.
     """
-    from bot.meeting_plan import AnnouncedMeeting
+    from bot.rules.meetings import AnnouncedMeeting
     query = (select(Delivery.target, Delivery.meta)
              .where(Delivery.kind == "meeting_reminder", Delivery.status == "sent",
                     Delivery.due_at >= now - ANNOUNCED_LOOKBACK)
@@ -291,7 +291,7 @@ def announced_meetings(store: Store, now: datetime) -> dict[str, Any]:
 def told_holidays(store: Store, now: datetime) -> dict[str, dict[str, Any]]:
     """What sent pre-holiday notices and corrections stated: block key → target → ToldHoliday (the
     latest sent wins). Two months back, as for meetings."""
-    from bot.holiday_plan import ToldHoliday
+    from bot.rules.holidays import ToldHoliday
     query = (select(Delivery.target, Delivery.rule, Delivery.meta)
              .where(Delivery.kind.in_(("holiday_notice", "holiday_correction")), Delivery.status == "sent",
                     Delivery.due_at >= now - ANNOUNCED_LOOKBACK)

@@ -15,10 +15,10 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import update
 
+from bot.calendars.holiday_status import holiday_alert
 from bot.clock import BEIJING
 from bot.delivery.alerts import raise_alert
 from bot.delivery.dispatcher import DISPATCH_LOCK, Dispatcher
-from bot.holiday_status import holiday_alert
 from bot.runtime import Runtime
 from bot.store.db import Store, try_leader_lock
 from bot.store.models import Delivery

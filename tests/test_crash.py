@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import BEIJING
+from bot.commands.demo import simulator_settings
 from bot.config import load_settings
-from bot.demo import simulator_settings
 from bot.simulator import Simulator
 from bot.store.db import open_store
 from bot.store.queries import list_deliveries

@@ -15,11 +15,11 @@ from werkzeug.serving import make_server
 
 from bot.cli import main
 from bot.clock import BEIJING, FakeClock
+from bot.commands.demo import simulator_settings
+from bot.commands.server import create_app
 from bot.config import load_settings
-from bot.demo import simulator_settings
 from bot.runtime import Runtime
 from bot.scheduler import Service
-from bot.server import create_app
 from bot.simulator import Simulator
 
 

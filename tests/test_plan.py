@@ -13,9 +13,9 @@ from bot.calendars.holidays import HolidayCalendar
 from bot.cli import main
 from bot.clock import BEIJING
 from bot.config import load_settings
-from bot.holiday_plan import ToldHoliday, plan_holiday_rules
 from bot.plan import PlanInputs, build_plan, expand, plan_occurrences
-from bot.templates import TemplateLibrary
+from bot.rules.holidays import ToldHoliday, plan_holiday_rules
+from bot.templates.render import TemplateLibrary
 
 ROOT = Path(__file__).resolve().parent.parent
 

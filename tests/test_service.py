@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import BEIJING, FakeClock
+from bot.commands.demo import simulator_settings
 from bot.config import load_settings
-from bot.demo import simulator_settings
 from bot.runtime import Runtime
 from bot.scheduler import Service
 from bot.simulator import Simulator

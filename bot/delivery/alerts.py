@@ -20,7 +20,7 @@ from bot.occurrence import KIND_LABELS, delivery_key
 from bot.plan import recipients_of
 from bot.store.db import Store
 from bot.store.outbox import DeliveryRow, NewDelivery, sync_plan
-from bot.templates import RenderedMessage, TemplateLibrary
+from bot.templates.render import RenderedMessage, TemplateLibrary
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Channels: one method, ``send(delivery) -> Outcome``; console, group robot and app.
 
 ``channel_for`` picks one with a plain ``match`` on the recipients. WeCom's URLs, JSON and errcodes
-stay in ``bot.delivery.wecom``; a channel only wires a delivery to them.
+stay in ``bot.wecom.api``; a channel only wires a delivery to them.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, Protocol, TextIO
 import requests
 
 from bot.config import Settings
-from bot.delivery import wecom
-from bot.delivery.wecom import Outcome
 from bot.formatting import target_title
 from bot.store.outbox import DeliveryRow
+from bot.wecom import api as wecom
+from bot.wecom.api import Outcome
 
 __all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "channel_for"]
 

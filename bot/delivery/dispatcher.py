@@ -50,15 +50,15 @@ from bot.config import Settings
 from bot.delivery import alerts
 from bot.delivery.channels import RobotChannel, channel_for
 from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, app_members, robot_keys, seed_windows
-from bot.delivery.wecom import Outcome, max_attempts_for
 from bot.errors import DeliveryError
 from bot.formatting import STATUS_LABELS, target_title
-from bot.ledger import confirmed_pairs
+from bot.inbox.ledger import confirmed_pairs
 from bot.occurrence import KIND_LABELS
 from bot.store.db import Store, try_leader_lock
 from bot.store.models import Delivery
 from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes, set_status
 from bot.store.queries import DeliveryRow, list_deliveries
+from bot.wecom.api import Outcome, max_attempts_for
 
 log = logging.getLogger(__name__)
 

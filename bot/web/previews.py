@@ -8,9 +8,9 @@ from typing import Any
 
 from bot.calendars.holiday_file import HolidayPeriod
 from bot.calendars.holidays import HolidayCalendar
-from bot.holiday_plan import period_context
-from bot.samples import TEMPLATE_KINDS, sample_context
-from bot.templates import BYTE_LIMITS, TemplateLibrary, TemplateProblem, validate_template
+from bot.rules.holidays import period_context
+from bot.templates.render import BYTE_LIMITS, TemplateLibrary, TemplateProblem, validate_template
+from bot.templates.samples import TEMPLATE_KINDS, sample_context
 
 DEFAULT = "default"
 

@@ -7,8 +7,8 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 
 from bot.calendars.holiday_file import FESTIVAL_NAMES
+from bot.calendars.holiday_status import holiday_alert
 from bot.calendars.meeting_file import POLICIES
-from bot.holiday_status import holiday_alert
 from bot.web.common import console, mask_secrets, notice, record, runtime, settings, today
 from bot.web.ics_upload import UploadRefused, accept
 

@@ -19,7 +19,7 @@ from bot.web.common import actor, console, notice, now, page_of, parse_int, reco
 log = logging.getLogger(__name__)
 BRANCHES_PER_PAGE = 20
 STATUS = {"confirmed": "已确认", "late": "逾期确认", "pending": "待确认", "missing": "未完成"}
-NOT_READY = "学习台账功能尚未就绪（bot.ledger / bot.reports 未安装），暂时无法显示。请联系技术人员。"
+NOT_READY = "学习台账功能尚未就绪（bot.inbox.ledger / bot.reports 未安装），暂时无法显示。请联系技术人员。"
 NO_STUDIES = "尚未配置学习内容（schedules/studies.yaml 不存在），台账为空。"
 MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -27,7 +27,8 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
 
 def _modules() -> tuple[Any, Any] | None:
     try:
-        from bot import ledger, reports
+        from bot import reports
+        from bot.inbox import ledger
     except ImportError:
         log.exception("学习台账模块缺失")
         return None

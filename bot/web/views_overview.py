@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import render_template
 
+from bot.calendars.holiday_status import holiday_alert
 from bot.formatting import STATUS_LABELS
-from bot.holiday_status import holiday_alert
 from bot.store.queries import list_deliveries, status_counts
 from bot.web.common import console, now, runtime, today
 

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from delivery_fakes import FakeMonotonic, sim_settings
+from fakes import FakeMonotonic, sim_settings
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.delivery import wecom
 from bot.delivery.dispatcher import Dispatcher
 from bot.simulator import Simulator
 from bot.store.db import Store, open_store
+from bot.wecom import api as wecom
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from delivery_fakes import (
+from fakes import (
     APP_SEND,
     ROBOT_SEND,
     delivery,
@@ -193,7 +193,7 @@ def test_a_confirmed_study_nudge_is_cancelled_not_sent(store: Store, sim: Simula
 
 def test_a_card_goes_out_as_a_button_card_and_can_be_updated(store: Store, sim: Simulator, clock: FakeClock,
                                                              make_dispatcher: MakeDispatcher) -> None:
-    from bot.delivery.wecom import update_template_card
+    from bot.wecom.api import update_template_card
     settings = make_settings(sim.url)
     card = {"title": "学习提醒", "description": "请于5月15日前完成学习", "button_text": "已完成学习",
             "button_key": "confirm:s1"}
@@ -213,8 +213,8 @@ def test_a_card_goes_out_as_a_button_card_and_can_be_updated(store: Store, sim: 
 def test_update_template_card_raises_a_chinese_delivery_error(sim: Simulator) -> None:
     import pytest
 
-    from bot.delivery.wecom import update_template_card
     from bot.errors import DeliveryError
+    from bot.wecom.api import update_template_card
     with pytest.raises(DeliveryError, match="更新模板卡片失败"):
         update_template_card(make_settings(sim.url), "no-such-code", ["zhangwei"], "已完成")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-from delivery_fakes import (
+from fakes import (
     APP_SEND,
     ROBOT_SEND,
     FakeMonotonic,

@@ -42,7 +42,7 @@ def make_runtime(dest: Path, clock: FakeClock, edit: Callable[[str], str] | None
 
 
 def make_app(runtime: Runtime) -> Flask:
-    from bot.server import create_app
+    from bot.commands.server import create_app
     return create_app(runtime, testing=True)
 
 

@@ -13,8 +13,8 @@ from conftest import make_app, make_runtime, post
 from sqlalchemy import select
 
 from bot.audit import recent
+from bot.calendars.holiday_status import holiday_alert
 from bot.clock import BEIJING
-from bot.holiday_status import holiday_alert
 from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import NewDelivery, sync_plan
 from bot.store.queries import DeliveryRow, get_delivery, list_deliveries

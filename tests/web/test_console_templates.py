@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import csrf_token, post
 
 from bot.audit import recent
-from bot.template_versions import current_edits, history
+from bot.templates.versions import current_edits, history
 
 NAME = "holiday_integrity"
 

@@ -1,0 +1,1 @@
+"""What each `wecom-reminder` command does, and the HTTP app that `run` serves."""

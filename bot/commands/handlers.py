@@ -1,0 +1,211 @@
+"""What each `wecom-reminder` command does (the parser lives in bot.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+from bot.cli import EXIT_ERRORS, EXIT_OK, default_window, print_json, today_in_beijing
+from bot.clock import SystemClock
+from bot.commands.checks import run_checks
+from bot.errors import BotError
+from bot.formatting import STATUS_LABELS, format_deliveries, format_plan, iso
+from bot.plan import PlanState, build_plan
+from bot.runtime import Runtime, load_all
+
+log = logging.getLogger(__name__)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    start, end = default_window(args.start, args.end)
+    if end < start:
+        raise BotError("结束日期早于起始日期。处理办法：调整 --from 和 --to")
+    runtime = _existing_runtime(args.config)
+    if runtime is None:  # no database yet: nothing has happened that the plan depends on
+        loaded = load_all(args.config)
+        inputs, state = loaded.plan_inputs(), PlanState()
+    else:
+        loaded, inputs, state = runtime.loaded(), runtime.plan_inputs(), runtime.plan_state()
+        runtime.close()
+    plan = build_plan(inputs, start, end, SystemClock(loaded.settings.zone).now(), state)
+    if args.json:
+        for notice in plan.notices:
+            print(f"注意：{notice}", file=sys.stderr)
+        print_json([m.as_json() for m in plan.messages])
+    else:
+        print(format_plan(plan.messages, plan.notices, loaded.settings.all_targets()))
+    return EXIT_OK
+
+
+def _existing_runtime(config: str | None) -> Runtime | None:
+    """A runtime over the database, if there is one already (plan and check never create it)."""
+    from bot.config import load_settings
+    settings = load_settings(config)
+    url = settings.database_url()
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return None
+    return Runtime(config, SystemClock(settings.zone))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    result = run_checks(args.config, args.today or today_in_beijing(), online=args.online)
+    print(result.text())
+    return result.exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    runtime = Runtime(args.config, SystemClock())
+    return serve(runtime)
+
+
+def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
+    """Run the scheduler and the HTTP server until SIGTERM or SIGINT, then stop cleanly."""
+    from waitress import create_server
+
+    from bot.commands.server import HTTP_THREADS, close_app, create_app
+    from bot.scheduler import Service
+
+    settings = runtime.settings()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _frame: stop.set())
+    app = create_app(runtime)
+    server = create_server(app, host=settings.server.host, port=settings.server.port,
+                           threads=HTTP_THREADS, ident="wecom-reminder")
+    service = Service(runtime)
+    try:
+        service.start()
+        # The HTTP server runs beside the main thread, which only waits: a signal that arrives
+        # during start-up or at any later moment is handled the same way.
+        web = threading.Thread(target=server.run, name="http", daemon=True)
+        web.start()
+        log.info("服务已启动：回调 http://%s/wecom/callback ，管理后台 http://%s/admin", settings.server.listen,
+                 settings.server.listen)
+        if ready:
+            ready.set()
+        stop.wait()
+        log.info("正在停止……")
+    finally:
+        server.close()
+        close_app(app)
+        service.stop()
+        runtime.close()
+        log.info("服务已停止")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.commands.demo import run_demo
+    return run_demo(args.config or "config.example.yaml", welcome=not args.no_welcome)
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from bot.commands.demo import serve_simulator_for
+    from bot.config import load_settings
+    serve_simulator_for(load_settings(args.config))
+    return EXIT_OK
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from bot.commands.manual import enqueue_manual, send_outcome_text
+    from bot.delivery.send_now import deliver_now
+    runtime = Runtime(args.config, SystemClock())
+    try:
+        keys = enqueue_manual(runtime, args.template, args.to, args.at)
+        if args.at:
+            print(f"已加入发件箱，将于 {args.at:%Y-%m-%d %H:%M} 由运行中的服务发送（共 {len(keys)} 条）。")
+            return EXIT_OK
+        rows = deliver_now(runtime.store, runtime.settings(), runtime.clock, keys)
+        print(send_outcome_text(rows, runtime.settings()))
+        return EXIT_OK if all(row.status == "sent" for row in rows) else EXIT_ERRORS
+    finally:
+        runtime.close()
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from bot.commands.backup import backup
+    from bot.config import load_settings
+    print(backup(load_settings(args.config).database_url(), args.file, overwrite=args.force).text())
+    return EXIT_OK
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from bot.store.queries import list_deliveries
+    runtime = Runtime(args.config, SystemClock())
+    try:
+        rows = list_deliveries(runtime.store, status=args.status, limit=args.limit)
+        zone = runtime.settings().zone
+        if args.json:
+            print_json([{"key": r.key, "due_at": iso(r.due_at, zone), "kind": r.kind, "rule": r.rule,
+                         "target": r.target, "status": r.status, "status_label": STATUS_LABELS.get(r.status),
+                         "attempts": r.attempts, "late": r.late, "resent": r.resent, "error": r.last_error,
+                         "errcode": r.errcode, "msgid": r.msgid, "sent_at": iso(r.sent_at, zone),
+                         "item": r.item} for r in rows])
+        else:
+            print(format_deliveries(rows, zone) if rows else "暂无发送记录。")
+        return EXIT_OK
+    finally:
+        runtime.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bot.inbox.ledger import report_rows
+    from bot.reports import format_report, report_json, summarize, write_csv, write_xlsx
+    runtime = Runtime(args.config, SystemClock())
+    try:
+        settings, now = runtime.settings(), runtime.clock.now()
+        if runtime.studies() is None:
+            raise BotError("没有学习计划：schedules/studies.yaml 不存在。处理办法：参照 README 添加学习事项")
+        year = None if args.item else (args.year or now.year)
+        rows = report_rows(runtime.store, settings, runtime.studies(), now, year=year, item=args.item)
+        summary = summarize(rows)
+        if args.csv:
+            write_csv(args.csv, rows, summary)
+            print(f"已导出：{args.csv}")
+        if args.xlsx:
+            title = f"{settings.organisation.name}学习台账（{args.item or f'{year}年'}）"
+            write_xlsx(args.xlsx, rows, summary, title=title, generated_at=now)
+            print(f"已导出：{args.xlsx}")
+        if args.json:
+            print_json(report_json(rows))
+        elif not (args.csv or args.xlsx):
+            print(format_report(rows, summary))
+        return EXIT_OK
+    finally:
+        runtime.close()
+
+
+def cmd_meetings(args: argparse.Namespace) -> int:
+    from bot.calendars.meetings import expand_meetings
+    from bot.rules.meetings import format_compliance, meeting_compliance
+    loaded = load_all(args.config)
+    if loaded.meetings is None:
+        raise BotError("没有会议计划：schedules/meetings.yaml 不存在。处理办法：参照 README 添加会议")
+    year = args.year or today_in_beijing().year
+    start, end = datetime(year, 1, 1).date(), datetime(year, 12, 31).date()
+    occurrences = expand_meetings(loaded.meetings, loaded.calendar, start, end, loaded.ics_texts)
+    branches = {b.id: b.name for b in loaded.settings.organisation.branches}
+    print(format_compliance(meeting_compliance(occurrences, year, branches)))
+    return EXIT_OK
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    from bot.web.auth import create_admin
+    runtime = Runtime(args.config, SystemClock())
+    try:
+        password = getpass.getpass("请输入密码（至少 10 位）：")
+        if password != getpass.getpass("请再次输入密码："):
+            raise BotError("两次输入的密码不一致。处理办法：重新运行该命令")
+        create_admin(runtime.store, args.name, password, args.role, now=runtime.clock.now())
+        role = "管理员" if args.role == "admin" else "只读"
+        print(f"已创建{role}账号 {args.name}。登录地址：http://{runtime.settings().server.listen}/admin/login")
+        return EXIT_OK
+    finally:
+        runtime.close()
+

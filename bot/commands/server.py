@@ -1,0 +1,67 @@
+"""The HTTP side of `run`: WeCom's callback, the administrators' console and /healthz, on one port."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Request threads mostly wait for the callback writer's group commit: 16 keep it fed.
+HTTP_THREADS = 16
+
+
+def session_secret(runtime: Runtime) -> str:
+    """From the config (or its environment variable), else generated once and kept in data/."""
+    configured = runtime.settings().server.secret_key
+    if configured is not None:
+        return configured.get_secret_value()
+    path = runtime.settings().path("data") / "console-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return Path(path).read_text().strip()
+
+
+def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
+    from bot.inbox.callback import callback_blueprint
+    from bot.web import create_console
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=session_secret(runtime), MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", TESTING=testing)
+    callback = callback_blueprint(runtime)
+    app.register_blueprint(callback)
+    app.extensions["wecom_callback"] = callback
+    create_console(app, runtime)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        """200 while messages go out; 503 (for monitoring to page someone) when the scheduler stalled."""
+        error, stalled, unheard = runtime.last_reload_error, runtime.stalled_minutes(), runtime.undelivered_alerts()
+        config = "error" if error else "ok"
+        if stalled is not None:
+            return jsonify(status="stalled", config=config,
+                           message=f"定时发送已停止 {stalled} 分钟，请查看服务日志并重启服务"), 503
+        if unheard:
+            return jsonify(status="alerts_undelivered", config=config,
+                           message=f"近一天有 {unheard} 条告警未能送达管理员，请检查 admins.target 与企业微信应用配置"), 503
+        return jsonify(status="ok", config=config, message=error or "运行正常"), 200
+
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """At shutdown, after the HTTP server stopped: answer the callbacks already queued."""
+    callback = app.extensions.get("wecom_callback")
+    if callback is not None:
+        callback.close()

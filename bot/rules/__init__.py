@@ -1,0 +1,1 @@
+"""What turns calendars into occurrences: one module per kind of message (pure)."""

@@ -1,0 +1,1 @@
+"""Message templates: sandboxed rendering, syntax errors in Chinese, edited versions, sample contexts."""

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
-from bot.clock import BEIJING, SystemClock
+from bot.clock import BEIJING
+from bot.commands import handlers
+from bot.commands.common import EXIT_ERRORS
 from bot.errors import BotError
-
-EXIT_OK, EXIT_WARNINGS, EXIT_ERRORS = 0, 1, 2
 
 
 def _date(value: str) -> date:
@@ -130,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "apscheduler", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from bot.commands import handlers as commands
-    handler: Callable[[argparse.Namespace], int] = getattr(commands, f"cmd_{args.command}")
+    handler: Callable[[argparse.Namespace], int] = getattr(handlers, f"cmd_{args.command}")
     try:
         return handler(args)
     except BotError as exc:
@@ -139,16 +137,3 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERRORS
     except KeyboardInterrupt:
         return 130
-
-
-def today_in_beijing() -> date:
-    return SystemClock().now().date()
-
-
-def default_window(start: date | None, end: date | None) -> tuple[date, date]:
-    start = start or today_in_beijing()
-    return start, end or start + timedelta(days=90)
-
-
-def print_json(data: object) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import update
 
 from bot.calendars.holiday_status import holiday_alert
 from bot.clock import BEIJING
@@ -21,8 +20,7 @@ from bot.delivery.alerts import raise_alert
 from bot.delivery.dispatcher import DISPATCH_LOCK, Dispatcher
 from bot.runtime import Runtime
 from bot.store.db import Store, try_leader_lock
-from bot.store.models import Delivery
-from bot.store.outbox import recover_overdue
+from bot.store.outbox import end_sending_leases, recover_overdue
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +104,7 @@ class Service:
             report = self.dispatcher.dispatch_due()
         self.runtime.beat()
         if report.busy_elsewhere:  # the other process sends what is due; look again shortly
-            self._wake_at(datetime.now(BEIJING) + timedelta(seconds=BUSY_RETRY_SECONDS))
+            self._wake_at(self.runtime.clock.now() + timedelta(seconds=BUSY_RETRY_SECONDS))
         else:
             self._schedule_wake()
 
@@ -159,13 +157,15 @@ class Service:
         self._replan_wanted.set()
         self._wake_now()
 
+    # Wake-ups are in the runtime's clock: APScheduler fires on the wall clock, which the runtime's
+    # SystemClock is; tests drive cycle() themselves and never start APScheduler.
     def _wake_now(self) -> None:
-        self._wake_at(datetime.now(BEIJING))
+        self._wake_at(self.runtime.clock.now())
 
     def _schedule_wake(self) -> None:
         due = self.dispatcher.next_due_at()
         if due is not None:
-            self._wake_at(max(due, datetime.now(BEIJING)) + timedelta(milliseconds=50))
+            self._wake_at(max(due, self.runtime.clock.now()) + timedelta(milliseconds=50))
 
     def _wake_at(self, when: datetime) -> None:
         if self.scheduler is not None:
@@ -180,9 +180,4 @@ def release_orphaned_sends(store: Store, now: datetime) -> int:
     of after the lease. While another process (a replica) is dispatching, the leases decide.
     """
     with try_leader_lock(store, DISPATCH_LOCK) as alone:
-        if not alone:
-            return 0
-        with store.session() as session:
-            result = session.execute(update(Delivery).where(Delivery.status == "sending")
-                                     .values(lease_until=now).execution_options(synchronize_session=False))
-            return result.rowcount or 0
+        return end_sending_leases(store, now) if alone else 0

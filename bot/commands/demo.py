@@ -53,8 +53,8 @@ def serve_simulator_for(settings: Settings) -> None:
 
 
 def run_demo(config: str, welcome: bool) -> int:
-    from bot.commands.handlers import serve
     from bot.commands.manual import enqueue_manual
+    from bot.commands.server import serve
 
     settings = load_settings(config)
     host, port = simulator_address(settings)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
-import signal
 import sys
-import threading
 from datetime import datetime
 from pathlib import Path
 
-from bot.cli import EXIT_ERRORS, EXIT_OK, default_window, print_json, today_in_beijing
 from bot.clock import SystemClock
 from bot.commands.checks import run_checks
+from bot.commands.common import EXIT_ERRORS, EXIT_OK, default_window, print_json, today_in_beijing
+from bot.commands.server import serve
 from bot.errors import BotError
 from bot.formatting import STATUS_LABELS, format_deliveries, format_plan, iso
 from bot.plan import PlanState, build_plan
@@ -62,42 +61,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     runtime = Runtime(args.config, SystemClock())
     return serve(runtime)
-
-
-def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
-    """Run the scheduler and the HTTP server until SIGTERM or SIGINT, then stop cleanly."""
-    from waitress import create_server
-
-    from bot.commands.server import HTTP_THREADS, close_app, create_app
-    from bot.scheduler import Service
-
-    settings = runtime.settings()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, _frame: stop.set())
-    app = create_app(runtime)
-    server = create_server(app, host=settings.server.host, port=settings.server.port,
-                           threads=HTTP_THREADS, ident="wecom-reminder")
-    service = Service(runtime)
-    try:
-        service.start()
-        # The HTTP server runs beside the main thread, which only waits: a signal that arrives
-        # during start-up or at any later moment is handled the same way.
-        web = threading.Thread(target=server.run, name="http", daemon=True)
-        web.start()
-        log.info("服务已启动：回调 http://%s/wecom/callback ，管理后台 http://%s/admin", settings.server.listen,
-                 settings.server.listen)
-        if ready:
-            ready.set()
-        stop.wait()
-        log.info("正在停止……")
-    finally:
-        server.close()
-        close_app(app)
-        service.stop()
-        runtime.close()
-        log.info("服务已停止")
-    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

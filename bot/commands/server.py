@@ -1,16 +1,22 @@
-"""The HTTP side of `run`: WeCom's callback, the administrators' console and /healthz, on one port."""
+"""`run`: the scheduler, and on one port WeCom's callback, the administrators' console and /healthz."""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
+from waitress import create_server
 
+from bot.inbox.callback import callback_blueprint
 from bot.runtime import Runtime
+from bot.scheduler import Service
+from bot.web import create_console
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +39,6 @@ def session_secret(runtime: Runtime) -> str:
 
 
 def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
-    from bot.inbox.callback import callback_blueprint
-    from bot.web import create_console
-
     app = Flask(__name__)
     app.config.update(SECRET_KEY=session_secret(runtime), MAX_CONTENT_LENGTH=4 * 1024 * 1024,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", TESTING=testing)
@@ -65,3 +68,34 @@ def close_app(app: Flask) -> None:
     callback = app.extensions.get("wecom_callback")
     if callback is not None:
         callback.close()
+
+
+def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
+    """Run the scheduler and the HTTP server until SIGTERM or SIGINT, then stop cleanly."""
+    settings = runtime.settings()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _frame: stop.set())
+    app = create_app(runtime)
+    server = create_server(app, host=settings.server.host, port=settings.server.port,
+                           threads=HTTP_THREADS, ident="wecom-reminder")
+    service = Service(runtime)
+    try:
+        service.start()
+        # The HTTP server runs beside the main thread, which only waits: a signal that arrives
+        # during start-up or at any later moment is handled the same way.
+        web = threading.Thread(target=server.run, name="http", daemon=True)
+        web.start()
+        log.info("服务已启动：回调 http://%s/wecom/callback ，管理后台 http://%s/admin", settings.server.listen,
+                 settings.server.listen)
+        if ready:
+            ready.set()
+        stop.wait()
+        log.info("正在停止……")
+    finally:
+        server.close()
+        close_app(app)
+        service.stop()
+        runtime.close()
+        log.info("服务已停止")
+    return 0

@@ -354,3 +354,11 @@ def take_response_code(store: Store, delivery_id: int, code: str) -> bool:
                  .values(response_code=None))
     with store.session() as session:
         return session.execute(statement).rowcount == 1
+
+
+def end_sending_leases(store: Store, now: datetime) -> int:
+    """Every row left 'sending' is claimable at once (the caller holds the dispatch lock)."""
+    with store.session() as session:
+        result = session.execute(update(Delivery).where(Delivery.status == "sending")
+                                 .values(lease_until=now).execution_options(synchronize_session=False))
+        return result.rowcount or 0

@@ -72,7 +72,7 @@ def fill(runtime, rows: int) -> None:
         due = start + timedelta(minutes=int(n * 365 * 24 * 60 / rows))
         status = "sent" if rng.random() < 0.95 else rng.choice(STATUSES)
         batch.append({"key": f"bench|{n}", "rule": "bench", "kind": rng.choice(kinds), "occurrence": str(n),
-                      "item": None, "target": f"g{n % GROUPS}_group", "recipients": {"webhook_key": "x"},
+                      "item": None, "target": f"g{n % GROUPS}_group",
                       "msgtype": "markdown", "title": f"消息{n}", "text": "正文" * 50, "card": None, "due_at": due,
                       "status": status, "attempts": 1, "late": False, "resent": False, "provisional": False,
                       "reason": "基准测试", "meta": {}, "created_at": due, "updated_at": due,

@@ -30,10 +30,10 @@ from typing import Any
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher
-from bot.plan import recipients_of
+from bot.occurrence import PlannedMessage
 from bot.simulator import Simulator, SimulatorSettings
 from bot.store.db import Store, open_store
-from bot.store.outbox import NewDelivery, sync_plan
+from bot.store.outbox import enqueue as enqueue_messages
 from bot.store.queries import count_deliveries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,12 +101,11 @@ def bench_settings(api_base: str, robots: int) -> Settings:
 
 def enqueue(store: Store, settings: Settings, targets: list[str], count: int) -> None:
     now = SystemClock().now()
-    targets_by_name = settings.all_targets()
-    rows = [NewDelivery(key=f"bench|m{m}|{t}", rule="bench", kind="holiday_notice", occurrence=f"m{m}", item=None,
-                        target=t, recipients=recipients_of(targets_by_name[t]), msgtype="text", title="节前廉洁提醒",
-                        text=f"{TEXT}（{m}）", card=None, due_at=now, reason="bench")
+    rows = [PlannedMessage(key=f"bench|m{m}|{t}", rule="bench", kind="holiday_notice", occurrence=f"m{m}",
+                           target=t, msgtype="text", title="节前廉洁提醒", text=f"{TEXT}（{m}）", due_at=now,
+                           reason="bench")
             for m in range(count) for t in targets]
-    sync_plan(store, rows, now, now, now)
+    enqueue_messages(store, rows, now)
 
 
 def run_ours(simulator: SimulatorProcess, robots: int, messages: int, minute: float,

@@ -61,6 +61,44 @@ class Occurrence:
         return delivery_key(self.rule, self.occurrence, target)
 
 
+@dataclass(frozen=True)
+class PlannedMessage:
+    """One message to one target: the outbox row it becomes (``bot.store.outbox.sync_plan``, ``enqueue``)."""
+
+    key: str
+    due_at: datetime
+    kind: str
+    rule: str
+    occurrence: str
+    target: str           # a name in the config: the channel looks its address up when it sends
+    msgtype: str
+    title: str
+    text: str
+    reason: str
+    item: str | None = None
+    provisional: bool = False
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] | None = None
+    template: str = ""    # empty for alerts and late callback answers, which no template plans
+    problems: tuple[str, ...] = ()  # e.g. over WeCom's size limit
+
+    def __post_init__(self) -> None:
+        if self.due_at.tzinfo is None:
+            raise ValueError("due_at must be aware")
+
+    def as_json(self) -> dict[str, Any]:
+        data = {"key": self.key, "due_at": self.due_at.isoformat(), "kind": self.kind, "rule": self.rule,
+                "target": self.target, "template": self.template,
+                "msgtype": self.msgtype, "title": self.title, "text": self.text, "reason": self.reason,
+                "provisional": self.provisional}
+        if self.item is not None:
+            data["item"] = self.item
+        if self.problems:
+            data["problems"] = list(self.problems)
+        return data
+
+
+
 def delivery_key(rule: str, occurrence: str, target: str) -> str:
     """The outbox's unique key: (rule, occurrence, target)."""
     return f"{rule}|{occurrence}|{target}"

@@ -13,9 +13,9 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.calendars.holidays import HolidayCalendar
-from bot.config import AppChatTarget, AppTarget, ConsoleTarget, RobotTarget, Settings
-from bot.errors import TemplateError, UnknownTarget
-from bot.occurrence import Occurrence
+from bot.config import AppTarget, Settings
+from bot.errors import UnknownTarget
+from bot.occurrence import Occurrence, PlannedMessage
 from bot.rules.announcements import Announcement, plan_announcements
 from bot.rules.holidays import missing_holiday_notices, plan_holiday_rules
 from bot.templates.render import RenderedMessage, TemplateLibrary, size_problems
@@ -41,40 +41,6 @@ class PlanState:
     confirmed: Collection[tuple[str, str]] = frozenset()   # (item, branch)
     announced: Mapping[str, Any] = field(default_factory=dict)  # meeting uid → AnnouncedMeeting
     told_holidays: Mapping[str, Any] = field(default_factory=dict)  # block key → target → ToldHoliday
-
-
-@dataclass(frozen=True)
-class PlannedMessage:
-    """One message to one target: a future outbox row."""
-
-    key: str
-    due_at: datetime
-    kind: str
-    rule: str
-    occurrence: str
-    target: str
-    recipients: dict[str, Any]
-    template: str
-    msgtype: str
-    title: str
-    text: str
-    reason: str
-    item: str | None
-    provisional: bool
-    meta: Mapping[str, Any]
-    card: dict[str, Any] | None
-    problems: tuple[str, ...] = ()  # e.g. over WeCom's size limit
-
-    def as_json(self) -> dict[str, Any]:
-        data = {"key": self.key, "due_at": self.due_at.isoformat(), "kind": self.kind, "rule": self.rule,
-                "target": self.target, "recipients": self.recipients, "template": self.template,
-                "msgtype": self.msgtype, "title": self.title, "text": self.text, "reason": self.reason,
-                "provisional": self.provisional}
-        if self.item is not None:
-            data["item"] = self.item
-        if self.problems:
-            data["problems"] = list(self.problems)
-        return data
 
 
 @dataclass(frozen=True)
@@ -133,7 +99,7 @@ def expand(occurrences: list[Occurrence], settings: Settings, templates: Templat
                 raise UnknownTarget(name, f"{occ.reason}")
             messages.append(PlannedMessage(
                 key=occ.key_for(name), due_at=occ.due_at, kind=occ.kind, rule=occ.rule,
-                occurrence=occ.occurrence, target=name, recipients=recipients_of(targets[name]),
+                occurrence=occ.occurrence, target=name,
                 template=occ.template, msgtype=message.msgtype, title=message.title, text=message.text,
                 reason=occ.reason, item=occ.item, provisional=occ.provisional, meta=dict(occ.meta),
                 card=_card_for(occ, targets[name]), problems=problems))
@@ -144,22 +110,3 @@ def _card_for(occ: Occurrence, target: Any) -> dict[str, Any] | None:
     """Template cards go only through the app (robots cannot carry buttons)."""
     card = occ.meta.get("card")
     return dict(card) if card and isinstance(target, AppTarget) else None
-
-
-def recipients_of(target: Any) -> dict[str, Any]:
-    """WeCom addressing of a configured target (the contract of `plan --json`)."""
-    match target:
-        case RobotTarget():
-            recipients: dict[str, Any] = {"webhook_key": target.key.get_secret_value()}
-            if target.mentioned_list:
-                recipients["mentioned_list"] = list(target.mentioned_list)
-            if target.mentioned_mobile_list:
-                recipients["mentioned_mobile_list"] = list(target.mentioned_mobile_list)
-            return recipients
-        case AppTarget():
-            return {"touser": list(target.users), "toparty": list(target.parties), "totag": list(target.tags)}
-        case AppChatTarget():
-            return {"chatid": target.chatid}
-        case ConsoleTarget():
-            return {"console": True}
-    raise TemplateError(f"未知的推送对象类型 {type(target).__name__}")

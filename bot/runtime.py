@@ -28,7 +28,7 @@ from bot.plan import Plan, PlanInputs, PlanState, build_plan
 from bot.rules.announcements import Announcement, load_announcements
 from bot.store.db import Store, open_store
 from bot.store.models import Delivery
-from bot.store.outbox import NewDelivery, SyncResult, sync_plan
+from bot.store.outbox import SyncResult, sync_plan
 from bot.store.queries import count_deliveries
 from bot.templates.render import TemplateLibrary
 from bot.templates.versions import current_edits, latest_version_id
@@ -227,8 +227,8 @@ class Runtime:
         plan = build_plan(self.plan_inputs(), (now - settings.delivery.grace).date(), horizon_end.date(),
                           now, self.plan_state())
         earliest = now - settings.delivery.grace
-        rows = [to_new_delivery(m) for m in plan.messages if earliest <= m.due_at < horizon_end]
-        result = sync_plan(self.store, rows, now, horizon_end, now)
+        wanted = [m for m in plan.messages if earliest <= m.due_at < horizon_end]
+        result = sync_plan(self.store, wanted, now, horizon_end, now)
         log.debug("re-planned: %s", result)
         return result
 
@@ -248,14 +248,6 @@ class Runtime:
     def close(self) -> None:
         self._background.shutdown(wait=True)
         self.store.close()
-
-
-def to_new_delivery(message: Any) -> NewDelivery:
-    return NewDelivery(key=message.key, rule=message.rule, kind=message.kind, occurrence=message.occurrence,
-                       item=message.item, target=message.target, recipients=message.recipients,
-                       msgtype=message.msgtype, title=message.title, text=message.text, card=message.card,
-                       due_at=message.due_at, reason=message.reason, provisional=message.provisional,
-                       meta=dict(message.meta))
 
 
 ANNOUNCED_LOOKBACK = timedelta(days=62)

@@ -11,11 +11,11 @@ from typing import Any
 from bot.clock import BEIJING, FakeClock
 from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher
-from bot.plan import recipients_of
+from bot.occurrence import PlannedMessage
 from bot.rules.studies import StudySchedule, load_studies
 from bot.simulator import SimulatorSettings
+from bot.store import outbox
 from bot.store.db import Store
-from bot.store.outbox import NewDelivery, sync_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_CORP, SECRET, AGENT = "wwtestcorp", "test-secret", 1000002
@@ -66,16 +66,17 @@ def make_settings(api_base: str | None, robots: int = 30, admin: str | None = "a
     return Settings.model_validate(data)
 
 
-def delivery(target: str, settings: Settings, due_at: datetime, name: str = "spring", **changes: Any) -> NewDelivery:
+def delivery(target: str, settings: Settings, due_at: datetime, name: str = "spring", **changes: Any) -> PlannedMessage:
+    assert target in settings.all_targets()
     fields: dict[str, Any] = dict(
         key=f"holiday|{name}|{target}", rule="holiday", kind="holiday_notice", occurrence=name, item=None,
-        target=target, recipients=recipients_of(settings.all_targets()[target]), msgtype="text",
-        title="节前廉洁提醒", text=f"{name}：廉洁过节，严守纪律", card=None, due_at=due_at, reason="测试")
-    return NewDelivery(**{**fields, **changes})
+        target=target, msgtype="text", title="节前廉洁提醒", text=f"{name}：廉洁过节，严守纪律", card=None,
+        due_at=due_at, reason="测试")
+    return PlannedMessage(**{**fields, **changes})
 
 
-def enqueue(store: Store, rows: list[NewDelivery], now: datetime) -> None:
-    sync_plan(store, rows, now, now, now)
+def enqueue(store: Store, rows: list[PlannedMessage], now: datetime) -> None:
+    outbox.enqueue(store, rows, now)
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:

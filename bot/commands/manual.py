@@ -8,9 +8,9 @@ from typing import Any
 from bot.config import Settings
 from bot.errors import TemplateError, UnknownTarget
 from bot.formatting import STATUS_LABELS, target_title
-from bot.plan import PlannedMessage, recipients_of
-from bot.runtime import Runtime, to_new_delivery
-from bot.store.outbox import sync_plan
+from bot.occurrence import PlannedMessage
+from bot.runtime import Runtime
+from bot.store.outbox import enqueue
 from bot.templates.samples import TEMPLATE_KINDS, sample_context
 
 LOOKAHEAD = timedelta(days=400)
@@ -39,25 +39,24 @@ def enqueue_manual(runtime: Runtime, template: str, to: list[str], at: datetime 
         planned.reverse()
     else:
         planned = runtime.build_plan(now.date(), (now + LOOKAHEAD).date()).messages
-    rows = [to_new_delivery(_message_for(runtime, settings, planned, template, name, due)) for name in names]
-    sync_plan(runtime.store, rows, due, due, now)  # an empty window: inserts, cancels nothing
-    return [row.key for row in rows]
+    messages = [_message_for(runtime, planned, template, name, due) for name in names]
+    enqueue(runtime.store, messages, now)
+    return [message.key for message in messages]
 
 
-def _message_for(runtime: Runtime, settings: Settings, planned: list[PlannedMessage], template: str,
-                 target: str, due: datetime) -> PlannedMessage:
+def _message_for(runtime: Runtime, planned: list[PlannedMessage], template: str, target: str,
+                 due: datetime) -> PlannedMessage:
     same = [m for m in planned if m.template == template and m.target == target]
     key = f"manual|{template}@{due:%Y%m%dT%H%M%S}|{target}"
     if same:
         m = same[0]
         return PlannedMessage(key=key, due_at=due, kind=m.kind, rule="manual", occurrence=f"{template}@{due:%Y%m%dT%H%M%S}",
-                              target=target, recipients=m.recipients, template=template, msgtype=m.msgtype,
+                              target=target, template=template, msgtype=m.msgtype,
                               title=m.title, text=m.text, reason=f"手动发送（内容同计划中的：{m.reason}）",
                               item=m.item, provisional=False, meta=m.meta, card=m.card)
     rendered = runtime.templates().render(template, sample_context(template))
     return PlannedMessage(key=key, due_at=due, kind=_kind_of(template), rule="manual",
-                          occurrence=f"{template}@{due:%Y%m%dT%H%M%S}", target=target,
-                          recipients=recipients_of(settings.all_targets()[target]), template=template,
+                          occurrence=f"{template}@{due:%Y%m%dT%H%M%S}", target=target, template=template,
                           msgtype=rendered.msgtype, title=rendered.title, text=rendered.text,
                           reason="手动发送（计划中没有该模板的消息，使用示例内容）", item=None,
                           provisional=False, meta={}, card=None)

@@ -16,10 +16,10 @@ from jinja2 import TemplateNotFound
 from bot.config import Settings
 from bot.errors import BotError
 from bot.formatting import target_title
-from bot.occurrence import KIND_LABELS, delivery_key
-from bot.plan import recipients_of
+from bot.occurrence import KIND_LABELS, PlannedMessage, delivery_key
 from bot.store.db import Store
-from bot.store.outbox import DeliveryRow, NewDelivery, sync_plan
+from bot.store.outbox import enqueue
+from bot.store.queries import DeliveryRow
 from bot.templates.render import RenderedMessage, TemplateLibrary
 
 log = logging.getLogger(__name__)
@@ -47,21 +47,18 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
     seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + title + "\n".join(lines)
     occurrence = "alert:" + hashlib.sha256(seed.encode()).hexdigest()[:20]
     targets = settings.all_targets()
-    planned = [_alert_delivery(name, targets[name], occurrence, message, now)
+    planned = [_alert_message(name, occurrence, message, now)
                for name in settings.resolve_targets([admin]) if name in targets]
-    # An empty window: sync_plan only inserts (idempotently) and cancels nothing.
-    result = sync_plan(store, planned, now, now, now)
-    if result.inserted:  # the same alert again (same title, lines and rows) is not queued twice
+    inserted = enqueue(store, planned, now)
+    if inserted:  # the same alert again (same title, lines and rows) is not queued twice
         log.info("已加入告警，发往 %s：%s", admin, title)
-    return result.inserted
+    return inserted
 
 
-def _alert_delivery(name: str, target: object, occurrence: str, message: RenderedMessage,
-                    now: datetime) -> NewDelivery:
-    return NewDelivery(key=delivery_key(ALERT_KIND, occurrence, name), rule=ALERT_KIND, kind=ALERT_KIND,
-                       occurrence=occurrence, item=None, target=name, recipients=recipients_of(target),
-                       msgtype=message.msgtype, title=message.title, text=message.text, card=None,
-                       due_at=now, reason="发送异常告警")
+def _alert_message(name: str, occurrence: str, message: RenderedMessage, now: datetime) -> PlannedMessage:
+    return PlannedMessage(key=delivery_key(ALERT_KIND, occurrence, name), rule=ALERT_KIND, kind=ALERT_KIND,
+                          occurrence=occurrence, target=name, msgtype=message.msgtype, title=message.title,
+                          text=message.text, due_at=now, reason="发送异常告警")
 
 
 def render_alert(settings: Settings, title: str, lines: Sequence[str], advice: str) -> RenderedMessage:

@@ -1,7 +1,9 @@
 """Channels: one method, ``send(delivery) -> Outcome``; console, group robot and app.
 
-``channel_for`` picks one with a plain ``match`` on the recipients. WeCom's URLs, JSON and errcodes
-stay in ``bot.wecom.api``; a channel only wires a delivery to them.
+``channel_for`` picks one with a plain ``match`` on the target's configured type, and the channel
+holds that target's address (robot key, users, chatid) read from the config at send time: rows
+carry only the target's name. WeCom's URLs, JSON and errcodes stay in ``bot.wecom.api``; a channel
+only wires a delivery to them.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from typing import Any, Protocol, TextIO
 
 import requests
 
-from bot.config import Settings
+from bot.config import AppChatTarget, AppTarget, ConsoleTarget, RobotTarget, Settings
 from bot.formatting import target_title
-from bot.store.outbox import DeliveryRow
+from bot.store.queries import DeliveryRow
 from bot.wecom import api as wecom
 from bot.wecom.api import Outcome
 
-__all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "channel_for"]
+__all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "channel_for", "recipients_of"]
 
 
 class Channel(Protocol):
@@ -42,18 +44,18 @@ class ConsoleChannel:
 class RobotChannel:
     """A group robot: one POST to webhook/send."""
 
-    def __init__(self, settings: Settings, session: requests.Session) -> None:
+    def __init__(self, settings: Settings, session: requests.Session, target: RobotTarget) -> None:
         assert settings.wecom is not None
         self.api_base = settings.wecom.api_base
         self.timeout = settings.delivery.request_timeout.total_seconds()
         self.report_ambiguous = settings.delivery.ambiguous_robot_send == "report"
         self.session = session
+        self.recipients = recipients_of(target)
 
     def send(self, delivery: DeliveryRow) -> Outcome:
-        recipients = delivery.recipients
         try:
-            payload = wecom.robot_payload(delivery.msgtype, delivery.text, recipients)
-            wecom.post_robot(self.session, self.api_base, recipients["webhook_key"], payload, self.timeout)
+            payload = wecom.robot_payload(delivery.msgtype, delivery.text, self.recipients)
+            wecom.post_robot(self.session, self.api_base, self.recipients["webhook_key"], payload, self.timeout)
         except Exception as exc:  # noqa: BLE001 - classify re-raises what it does not know
             return self._failed(exc)
         return Outcome("sent", errcode=0)
@@ -69,8 +71,9 @@ class RobotChannel:
 class AppChannel:
     """The self-built app: message/send to users, parties and tags, or appchat/send to a chatid."""
 
-    def __init__(self, settings: Settings, session: requests.Session) -> None:
+    def __init__(self, settings: Settings, session: requests.Session, target: AppTarget | AppChatTarget) -> None:
         self.app = wecom.app_for(settings, session)
+        self.recipients = recipients_of(target)
 
     def send(self, delivery: DeliveryRow) -> Outcome:
         try:
@@ -81,7 +84,7 @@ class AppChannel:
                        warnings=wecom.answer_warnings(answer))
 
     def _request(self, delivery: DeliveryRow) -> tuple[str, dict[str, Any]]:
-        recipients = delivery.recipients
+        recipients = self.recipients
         if "chatid" in recipients:
             message = wecom.app_message(delivery.msgtype, delivery.title, delivery.text, delivery.meta.get("url"))
             return "appchat/send", wecom.appchat_payload(recipients["chatid"], message)
@@ -93,15 +96,32 @@ class AppChannel:
         return "message/send", wecom.app_payload(recipients, self.app.agent_id, message)
 
 
-def channel_for(recipients: dict[str, Any], settings: Settings, session: requests.Session) -> Channel:
-    """The channel for a delivery's recipients; everything goes to the console without a WeCom config."""
+def channel_for(target: Any, settings: Settings, session: requests.Session) -> Channel:
+    """The channel for a configured target; everything goes to the console without a WeCom config."""
     if settings.wecom is None:
         return ConsoleChannel(settings)
-    match recipients:
-        case {"webhook_key": str()}:
-            return RobotChannel(settings, session)
-        case {"chatid": str()} | {"touser": _} | {"toparty": _} | {"totag": _}:
-            return AppChannel(settings, session)
-        case {"console": True}:
+    match target:
+        case RobotTarget():
+            return RobotChannel(settings, session, target)
+        case AppTarget() | AppChatTarget():
+            return AppChannel(settings, session, target)
+        case ConsoleTarget():
             return ConsoleChannel(settings)
-    raise wecom.UnsupportedMessage("无法识别的接收人配置，请检查该推送对象的 type")
+    raise wecom.UnsupportedMessage("无法识别的推送对象类型，请检查该推送对象的 type")
+
+
+def recipients_of(target: RobotTarget | AppTarget | AppChatTarget) -> dict[str, Any]:
+    """WeCom addressing of a configured target, looked up when it sends (never stored)."""
+    match target:
+        case RobotTarget():
+            recipients: dict[str, Any] = {"webhook_key": target.key.get_secret_value()}
+            if target.mentioned_list:
+                recipients["mentioned_list"] = list(target.mentioned_list)
+            if target.mentioned_mobile_list:
+                recipients["mentioned_mobile_list"] = list(target.mentioned_mobile_list)
+            return recipients
+        case AppTarget():
+            return {"touser": list(target.users), "toparty": list(target.parties), "totag": list(target.tags)}
+        case AppChatTarget():
+            return {"chatid": target.chatid}
+    raise wecom.UnsupportedMessage(f"未知的推送对象类型 {type(target).__name__}")

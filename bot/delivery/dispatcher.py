@@ -147,7 +147,7 @@ class Dispatcher:
         self.members = MemberQuota(window_seconds, monotonic)
         self._seen_until = clock.now()
         self._windows = [(self.limiter, robot_keys), *self.members.windows]
-        seed_windows(store, self._seen_until, self._windows)
+        seed_windows(store, self._seen_until, self._windows, self._targets)
         self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="wecom-send")
         self.batch = 2 * max_workers
         timeout = self.request_timeout = settings.delivery.request_timeout.total_seconds()
@@ -183,7 +183,7 @@ class Dispatcher:
     def _learn_sends_elsewhere(self) -> None:
         """Sends other processes recorded since our last pass go into our windows."""
         after, self._seen_until = self._seen_until, self.clock.now()
-        seed_windows(self.store, self._seen_until, self._windows, after=after, not_by=self.worker)
+        seed_windows(self.store, self._seen_until, self._windows, self._targets, after=after, not_by=self.worker)
 
     def _dispatch_pass(self) -> DispatchReport:
         tally = _Tally()
@@ -211,7 +211,7 @@ class Dispatcher:
         """
         results: queue.SimpleQueue[_Result | None] = queue.SimpleQueue()
         self._forget_claimable(rows, claimed_at)
-        paced = [self._paced(lane) for lane in _lanes(rows)]
+        paced = [self._paced(lane) for lane in _lanes(rows, self._robot_key)]
         lanes = [keep for keep, _ in paced if keep]
         for lane in lanes:
             self.pool.submit(self._run_lane, lane, results)
@@ -299,7 +299,8 @@ class Dispatcher:
         """The robot's key when ``row`` goes to a group robot (paced), else None."""
         if self.settings.wecom is None:
             return None
-        return row.recipients.get("webhook_key")
+        keys = robot_keys(self._targets.get(row.target))
+        return keys[0] if keys else None
 
     def _run_lane(self, lane: list[DeliveryRow], results: queue.SimpleQueue[_Result | None]) -> None:
         key = self._robot_key(lane[0])
@@ -346,7 +347,7 @@ class Dispatcher:
         now = self.clock.now()
         if row.lease_until is not None and row.lease_until - now < self.send_margin:
             return _Result(row, "retry", LEASE_RAN_OUT, now)
-        members = app_members(row.recipients) if self.settings.wecom is not None else []
+        members = app_members(self._targets.get(row.target)) if self.settings.wecom is not None else []
         if members and (wait := self.members.reserve(members, self.request_timeout)) > 0:
             return _Result(row, "retry", MEMBER_DEFERRED, now + timedelta(seconds=wait))
         outcome = self._attempt(row)
@@ -354,15 +355,18 @@ class Dispatcher:
         return _Result(row, status, error, next_at, outcome)
 
     def _attempt(self, row: DeliveryRow) -> Outcome:
+        target = self._targets.get(row.target)
+        if target is None:
+            return Outcome("failed", f"推送对象 {row.target} 已不在配置中")
         try:
-            channel = channel_for(row.recipients, self.settings, self.session)
+            channel = channel_for(target, self.settings, self.session)
         except DeliveryError as exc:
             return Outcome("failed", str(exc))
         if not isinstance(channel, RobotChannel):
             return channel.send(row)
         if self._reports_ambiguity(row):
             return Outcome("unknown", AMBIGUOUS)
-        key = row.recipients["webhook_key"]
+        key = channel.recipients["webhook_key"]
         started = self.limiter.now()
         outcome = channel.send(row)
         self.limiter.record(key)
@@ -537,12 +541,12 @@ def _take_ready(results: queue.SimpleQueue[_Result | None], open_lanes: int) -> 
             return ready, open_lanes
 
 
-def _lanes(rows: list[DeliveryRow]) -> list[list[DeliveryRow]]:
+def _lanes(rows: list[DeliveryRow], robot_key: Callable[[DeliveryRow], str | None]) -> list[list[DeliveryRow]]:
     """One lane per robot (its rows in due order), one lane per other delivery."""
     robots: dict[str, list[DeliveryRow]] = {}
     lanes: list[list[DeliveryRow]] = []
     for row in rows:
-        key = row.recipients.get("webhook_key")
+        key = robot_key(row)
         if key is None:
             lanes.append([row])
         elif key in robots:

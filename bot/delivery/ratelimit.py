@@ -13,13 +13,12 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
-
+from bot.config import AppTarget, RobotTarget
 from bot.store.db import Store
-from bot.store.models import Delivery
+from bot.store.queries import recorded_sends
 
 
 class SlidingWindowLimiter:
@@ -127,50 +126,41 @@ class MemberQuota:
         return [(self.minute, app_members), (self.hour, app_members)]
 
 
-def robot_keys(recipients: dict[str, object]) -> list[str]:
-    key = recipients.get("webhook_key")
-    return [str(key)] if key else []
+def robot_keys(target: object) -> list[str]:
+    """The robot a configured target posts through (its webhook key), if it is a robot."""
+    return [target.key.get_secret_value()] if isinstance(target, RobotTarget) else []
 
 
-def app_members(recipients: dict[str, object]) -> list[str]:
-    """The members an app message names one by one (none for ``@all``)."""
-    users = recipients.get("touser") or []
-    if not isinstance(users, list) or "@all" in users:
+def app_members(target: object) -> list[str]:
+    """The members an app target names one by one (none for ``@all``, parties or tags)."""
+    if not isinstance(target, AppTarget) or "@all" in target.users:
         return []
-    return [str(user) for user in users]
+    return list(target.users)
 
 
-KeysOf = Callable[[dict[str, object]], list[str]]
-Window = tuple[SlidingWindowLimiter, KeysOf]  # a limiter and what it is keyed by in a row's recipients
+KeysOf = Callable[[object], list[str]]
+Window = tuple[SlidingWindowLimiter, KeysOf]  # a limiter and what it is keyed by in a row's target
 
 
-def seed_windows(store: Store, wall_now: datetime, windows: Sequence[Window], after: datetime | None = None,
-                 not_by: str | None = None) -> int:
+def seed_windows(store: Store, wall_now: datetime, windows: Sequence[Window], targets: Mapping[str, object],
+                 after: datetime | None = None, not_by: str | None = None) -> int:
     """Add to each limiter the outbox's sends within its window, read in one query (only those
     recorded since ``after`` and not by worker ``not_by``, when given); the number of sends added.
+    A row names its target; ``targets`` (the config's) says which robot or members that is.
 
     From ``after`` inclusive: a send at that very instant may be counted twice, never missed.
     """
     widest = wall_now - timedelta(seconds=max(limiter.window for limiter, _ in windows))
-    sends = _recorded_sends(store, max(widest, after) if after else widest, not_by)
+    sends = recorded_sends(store, max(widest, after) if after else widest, not_by)
     found = 0
     for limiter, keys_of in windows:
         start, mono_now = wall_now - timedelta(seconds=limiter.window), limiter.now()
         times: dict[str, list[float]] = defaultdict(list)
-        for recipients, sent_at in sends:
-            if sent_at >= start:
-                for key in keys_of(recipients):
+        for name, sent_at in sends:
+            if sent_at >= start and name in targets:
+                for key in keys_of(targets[name]):
                     times[key].append(mono_now - (wall_now - sent_at).total_seconds())
         for key, moments in times.items():
             limiter.seed(key, moments)
             found += len(moments)
     return found
-
-
-def _recorded_sends(store: Store, since: datetime, not_by: str | None) -> list[tuple[dict[str, object], datetime]]:
-    statement = select(Delivery.recipients, Delivery.sent_at).where(
-        Delivery.status == "sent", Delivery.sent_at >= since)
-    if not_by is not None:
-        statement = statement.where(or_(Delivery.worker.is_(None), Delivery.worker != not_by))
-    with store.session(readonly=True) as session:
-        return [(recipients or {}, sent_at) for recipients, sent_at in session.execute(statement)]

@@ -39,11 +39,10 @@ from bot.inbox.writer import (
     PrepareAnswer,
     Recorded,
 )
-from bot.occurrence import delivery_key
-from bot.plan import recipients_of
+from bot.occurrence import PlannedMessage, delivery_key
 from bot.rules.studies import StudySchedule
 from bot.store import Store
-from bot.store.outbox import NewDelivery, sync_plan, take_response_code
+from bot.store.outbox import enqueue, take_response_code
 from bot.store.queries import open_cards
 from bot.templates.render import TemplateLibrary
 from bot.wecom.api import task_id_for, update_template_card
@@ -217,12 +216,11 @@ def answer_late(ctx: CallbackContext, inbound: Inbound, done: Future[Recorded]) 
     if recorded.fresh and recorded.reply and branch is not None:
         target = branch.secretary_target
         occurrence = f"reply:{inbound.dedupe_key}"
-        row = NewDelivery(key=delivery_key("reply", occurrence, target), rule="reply", kind="reply",
-                          occurrence=occurrence, item=None, target=target,
-                          recipients=recipients_of(settings.all_targets()[target]), msgtype="text", title="回复",
-                          text=truncate_utf8(recorded.reply), card=None, due_at=now,
-                          reason="回调记录较慢，未能被动回复，改以应用消息答复")
-        sync_plan(ctx.store, [row], now, now, now)  # an empty window: inserts, cancels nothing
+        answer = PlannedMessage(key=delivery_key("reply", occurrence, target), rule="reply", kind="reply",
+                                occurrence=occurrence, target=target, msgtype="text", title="回复",
+                                text=truncate_utf8(recorded.reply), due_at=now,
+                                reason="回调记录较慢，未能被动回复，改以应用消息答复")
+        enqueue(ctx.store, [answer], now)
         ctx.request_replan()  # wakes the dispatcher
 
 

@@ -103,7 +103,6 @@ class Delivery(Base):
     occurrence: Mapped[str] = mapped_column(String(300))
     item: Mapped[str | None] = mapped_column(String(200))
     target: Mapped[str] = mapped_column(String(200))
-    recipients: Mapped[dict[str, Any]] = mapped_column(JSONType)
     msgtype: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(500))
     text: Mapped[str] = mapped_column(Text)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from bot.occurrence import PlannedMessage
 from bot.store.db import Store
 from bot.store.models import Delivery, require_aware, utc_now
 from bot.store.queries import DeliveryRow
@@ -37,35 +38,13 @@ OUTCOMES = ("sent", "retry", "failed", "unknown")
 ADMIN_FROM = ("pending", "retry", "failed", "missed")
 RETRYABLE = ("failed", "missed", "unknown")
 # What re-planning may change in a row that is still pending.
-CONTENT = ("recipients", "msgtype", "title", "text", "card", "reason", "meta", "provisional")
+CONTENT = ("msgtype", "title", "text", "card", "reason", "meta", "provisional")
+# What a planned message puts in its row (the rest is the row's history).
+ROW_FIELDS = ("key", "rule", "kind", "occurrence", "item", "target", "due_at", *CONTENT)
 
 CANCELLED_BY_PLAN = "计划已变更，不再发送"
 MISSED_WHILE_DOWN = "服务停止期间已超过补发时限，未发送"
 ADMIN_REASONS = {"skipped": "管理员已跳过", "cancelled": "管理员已取消"}
-
-
-@dataclass(frozen=True)
-class NewDelivery:
-    """A delivery the plan wants: one rendered message to one target."""
-
-    key: str
-    rule: str
-    kind: str
-    occurrence: str
-    item: str | None
-    target: str
-    recipients: dict[str, Any]
-    msgtype: str
-    title: str
-    text: str
-    card: dict[str, Any] | None
-    due_at: datetime
-    reason: str
-    provisional: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        require_aware(self.due_at, "due_at")
 
 
 @dataclass(frozen=True)
@@ -81,24 +60,40 @@ class RecoveryResult:
     missed: list[DeliveryRow]
 
 
-def sync_plan(store: Store, planned: list[NewDelivery], window_start: datetime, window_end: datetime,
+def sync_plan(store: Store, planned: Sequence[PlannedMessage], window_start: datetime, window_end: datetime,
               now: datetime) -> SyncResult:
     """Make the pending rows match the plan for [window_start, window_end); idempotent."""
     for value, name in ((window_start, "window_start"), (window_end, "window_end"), (now, "now")):
         require_aware(value, name)
     wanted = _by_key(planned)
     with store.session() as session:
-        existing = _existing_rows(session, list(wanted))
-        updated = _update_pending(session, existing, wanted, now)
-        inserted = _insert_new(session, store.dialect, [d for k, d in wanted.items() if k not in existing], now)
+        inserted, updated = _write(session, store.dialect, wanted, now)
         cancelled = _cancel_vanished(session, wanted, window_start, window_end, now)
     result = SyncResult(inserted, updated, cancelled)
     log.debug("plan synced: %s", result)
     return result
 
 
-def _by_key(planned: Iterable[NewDelivery]) -> dict[str, NewDelivery]:
-    wanted: dict[str, NewDelivery] = {}
+def enqueue(store: Store, messages: Sequence[PlannedMessage], now: datetime) -> int:
+    """The door for one-off messages (sent by hand, the console's send-now, alerts, late callback
+    answers): insert them (a row still pending with the same key is updated), cancel nothing;
+    the number inserted, so the same message twice is queued once."""
+    require_aware(now, "now")
+    with store.session() as session:
+        inserted, _ = _write(session, store.dialect, _by_key(messages), now)
+    return inserted
+
+
+def _write(session: Session, dialect: str, wanted: dict[str, PlannedMessage], now: datetime) -> tuple[int, int]:
+    """(inserted, updated): new keys inserted, pending rows with a wanted key brought up to date."""
+    existing = _existing_rows(session, list(wanted))
+    updated = _update_pending(session, existing, wanted, now)
+    inserted = _insert_new(session, dialect, [m for k, m in wanted.items() if k not in existing], now)
+    return inserted, updated
+
+
+def _by_key(planned: Iterable[PlannedMessage]) -> dict[str, PlannedMessage]:
+    wanted: dict[str, PlannedMessage] = {}
     for delivery in planned:
         if delivery.key in wanted:
             raise ValueError(f"the plan has two deliveries with key {delivery.key!r}")
@@ -125,10 +120,9 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _changes(row: Any, wanted: NewDelivery, now: datetime) -> dict[str, Any] | None:
-    new = {c: getattr(wanted, c) for c in CONTENT}
-    changed = any(new[c] != getattr(row, c) and _plain(new[c]) != getattr(row, c)
-                  for c in ("recipients", "card", "meta"))
+def _changes(row: Any, wanted: PlannedMessage, now: datetime) -> dict[str, Any] | None:
+    new = {c: getattr(wanted, c) for c in CONTENT} | {"meta": dict(wanted.meta)}
+    changed = any(new[c] != getattr(row, c) and _plain(new[c]) != getattr(row, c) for c in ("card", "meta"))
     changed |= any(new[c] != getattr(row, c) for c in ("msgtype", "title", "text", "reason", "provisional"))
     # A row whose due time has passed is about to be sent: keep its time, refresh its content.
     due_at = wanted.due_at if row.due_at > now else row.due_at
@@ -138,7 +132,7 @@ def _changes(row: Any, wanted: NewDelivery, now: datetime) -> dict[str, Any] | N
     return {**{f"b_{c}": v for c, v in new.items()}, "b_id": row.id, "b_due_at": due_at, "b_updated_at": now}
 
 
-def _update_pending(session: Session, existing: dict[str, Any], wanted: dict[str, NewDelivery],
+def _update_pending(session: Session, existing: dict[str, Any], wanted: dict[str, PlannedMessage],
                     now: datetime) -> int:
     params = [p for k, row in existing.items() if row.status == "pending"
               if (p := _changes(row, wanted[k], now)) is not None]
@@ -153,7 +147,7 @@ def _update_pending(session: Session, existing: dict[str, Any], wanted: dict[str
     return sum(session.execute(statement, batch).rowcount for batch in _chunks(params))
 
 
-def _insert_new(session: Session, dialect: str, deliveries: list[NewDelivery], now: datetime) -> int:
+def _insert_new(session: Session, dialect: str, deliveries: list[PlannedMessage], now: datetime) -> int:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # A concurrent planner may insert the same keys: the unique key makes that a no-op, and the
     # summed rowcount of a plain executemany counts only the rows really inserted.
@@ -163,9 +157,9 @@ def _insert_new(session: Session, dialect: str, deliveries: list[NewDelivery], n
     return sum(session.execute(statement, batch).rowcount for batch in _chunks(rows))
 
 
-def _new_row(delivery: NewDelivery, now: datetime) -> dict[str, Any]:
+def _new_row(message: PlannedMessage, now: datetime) -> dict[str, Any]:
     return {
-        **{f.name: getattr(delivery, f.name) for f in fields(NewDelivery)},
+        **{name: getattr(message, name) for name in ROW_FIELDS}, "meta": dict(message.meta),
         "status": "pending", "attempts": 0, "late": False, "resent": False,
         "created_at": now, "updated_at": now,
     }
@@ -174,7 +168,7 @@ def _new_row(delivery: NewDelivery, now: datetime) -> dict[str, Any]:
 UNPLANNED_RULES = ("manual", "alert", "reply")
 
 
-def _cancel_vanished(session: Session, wanted: dict[str, NewDelivery], window_start: datetime,
+def _cancel_vanished(session: Session, wanted: dict[str, PlannedMessage], window_start: datetime,
                      window_end: datetime, now: datetime) -> int:
     # Messages sent by hand and alerts were never part of the plan: a re-plan leaves them alone.
     in_window = select(TABLE.c.id, TABLE.c.key).where(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select
+from sqlalchemy import ColumnElement, Row, func, or_, select
 
 from bot.store.db import Store
 from bot.store.models import STATUSES, Delivery, require_aware
@@ -29,7 +29,6 @@ class DeliveryRow:
     occurrence: str
     item: str | None
     target: str
-    recipients: dict[str, Any]
     msgtype: str
     title: str
     text: str
@@ -137,3 +136,10 @@ def status_counts(store: Store) -> dict[str, int]:
     return {status: found.get(status, 0) for status in STATUSES}
 
 
+def recorded_sends(store: Store, since: datetime, not_by: str | None = None) -> list[tuple[str, datetime]]:
+    """(target, sent_at) of the rows sent since ``since`` (not by worker ``not_by``, when given)."""
+    statement = select(Delivery.target, Delivery.sent_at).where(Delivery.status == "sent", Delivery.sent_at >= since)
+    if not_by is not None:
+        statement = statement.where(or_(Delivery.worker.is_(None), Delivery.worker != not_by))
+    with store.session(readonly=True) as session:
+        return [(target, sent_at) for target, sent_at in session.execute(statement)]

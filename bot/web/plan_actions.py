@@ -7,10 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from bot.plan import PlannedMessage
-from bot.runtime import Runtime, to_new_delivery
+from bot.occurrence import PlannedMessage
+from bot.runtime import Runtime
 from bot.store.models import Delivery
-from bot.store.outbox import RETRYABLE, retry_now, set_status, sync_plan
+from bot.store.outbox import RETRYABLE, enqueue, retry_now, set_status
 
 CHUNK = 500
 
@@ -36,8 +36,7 @@ def ensure_row(rt: Runtime, message: PlannedMessage, now: datetime) -> tuple[int
         rt.replan()
         found = _row(rt, message.key)
     if found is None:
-        # An empty window: insert this one row and cancel nothing else.
-        sync_plan(rt.store, [to_new_delivery(message)], message.due_at, message.due_at, now)
+        enqueue(rt.store, [message], now)
         found = _row(rt, message.key)
     assert found is not None
     return found
@@ -53,7 +52,7 @@ def send_now(rt: Runtime, message: PlannedMessage, now: datetime) -> tuple[bool,
     """(done, status before): the row becomes due now and the dispatcher is woken."""
     found = _row(rt, message.key)
     if found is None:
-        sync_plan(rt.store, [replace(to_new_delivery(message), due_at=now)], now, now, now)
+        enqueue(rt.store, [replace(message, due_at=now)], now)
         done, status = True, "（尚未写入发件箱）"
     else:
         row_id, status = found

@@ -17,8 +17,8 @@ from flask import abort, g, redirect, render_template, request, url_for
 
 from bot.errors import BotError
 from bot.formatting import STATUS_LABELS, target_title
-from bot.occurrence import KIND_LABELS
-from bot.plan import Plan, PlannedMessage
+from bot.occurrence import KIND_LABELS, PlannedMessage
+from bot.plan import Plan
 from bot.web.common import (
     Page,
     actor,

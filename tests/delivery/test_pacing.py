@@ -85,7 +85,7 @@ def test_a_restart_is_seeded_from_the_outbox(store: Store, sim: Simulator, clock
     assert make_dispatcher(settings).dispatch_due().sent == 20
     clock.advance(10)
     fresh = limiter(mono)
-    assert seed_windows(store, clock.now(), [(fresh, robot_keys)]) == 20
+    assert seed_windows(store, clock.now(), [(fresh, robot_keys)], settings.all_targets()) == 20
     assert fresh.wait_time(robot_key(1)) == pytest.approx(50)
     enqueue(store, [delivery("g1", settings, clock.now(), name=f"late{i}") for i in range(5)], clock.now())
     run_until_settled(make_dispatcher(settings), clock)  # a new dispatcher: a restarted process

@@ -590,7 +590,7 @@ def test_recorded_too_late_for_a_passive_reply_it_is_answered_by_app_message(
         time.sleep(0.02)
     service.drain()
     [reply] = list_deliveries(store, kind="reply")
-    assert reply.target == "b1_secretary" and reply.recipients["touser"] == ["zhangwei"] and "已记录" in reply.text
+    assert reply.target == "b1_secretary" and "已记录" in reply.text
     assert rows(store, Confirmation) == 1 and rows(store, InboundMessage) == 1
     assert service.replans >= 1
 

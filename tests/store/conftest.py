@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot.occurrence import PlannedMessage
 from bot.store.db import Store, open_store
-from bot.store.outbox import NewDelivery
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,19 +27,19 @@ def store(store_url: str) -> Iterator[Store]:
     opened.close()
 
 
-def new_delivery(name: str, due_at: datetime, **changes: Any) -> NewDelivery:
+def new_delivery(name: str, due_at: datetime, **changes: Any) -> PlannedMessage:
     """A planned holiday notice to one group; ``changes`` override any field."""
     target = changes.pop("target", "group-a")
     fields: dict[str, Any] = {
         "key": f"holiday|{name}|{target}", "rule": "holiday", "kind": "holiday_notice",
         "occurrence": name, "item": None, "target": target,
-        "recipients": {"mentioned_list": ["@all"]}, "msgtype": "markdown",
+        "msgtype": "markdown",
         "title": "节前廉洁提醒", "text": f"**{name}** 廉洁过节", "card": None, "due_at": due_at,
         "reason": "春节前一个工作日", "provisional": False, "meta": {"holiday": "春节"},
     }
-    return NewDelivery(**{**fields, **changes})
+    return PlannedMessage(**{**fields, **changes})
 
 
 @pytest.fixture
-def make() -> Callable[..., NewDelivery]:
+def make() -> Callable[..., PlannedMessage]:
     return new_delivery

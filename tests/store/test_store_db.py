@@ -16,7 +16,7 @@ from sqlalchemy.exc import StatementError
 from bot.clock import BEIJING
 from bot.store.db import Store, alembic_config, normalize_url, open_store, try_leader_lock
 from bot.store.models import Base, Delivery, KeyValue
-from bot.store.outbox import claim_due, sync_plan
+from bot.store.outbox import ROW_FIELDS, claim_due, sync_plan
 from bot.store.queries import list_deliveries
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)
@@ -108,7 +108,7 @@ def test_session_rolls_back_on_error(store: Store) -> None:
 def test_unique_delivery_key_is_enforced(store: Store, make) -> None:
     sync_plan(store, [make("2025", T0)], T0, T0, T0)
     with pytest.raises(Exception, match="(?i)unique"), store.session() as session:
-        row = {k: v for k, v in vars(make("2025", T0)).items()}
+        row = {name: getattr(make("2025", T0), name) for name in ROW_FIELDS}
         session.add(Delivery(**row))
 
 
@@ -152,3 +152,18 @@ def test_head_revision_constant_matches_the_migrations() -> None:
     """open_store skips loading Alembic when the database is at HEAD_REVISION: it must be the real head."""
     from bot.store.db import HEAD_REVISION
     assert HEAD_REVISION == head_revision()
+
+
+def test_0002_house_drops_the_addresses_stored_in_rows(store_url: str, make) -> None:
+    """Rows written before 0002 carried the robot's key; after it, only the target's name is left."""
+    from alembic import command
+    with open_store(store_url) as store:
+        sync_plan(store, [make("2025", T0)], T0, T0, T0)
+        with store._writer.begin() as connection:
+            command.downgrade(alembic_config(connection), "0001")
+        with store.session() as session:
+            session.execute(text("UPDATE deliveries SET recipients = :r"), {"r": '{"webhook_key": "secret-key"}'})
+    with open_store(store_url) as store:
+        assert current_revision(store) == head_revision()
+        assert "recipients" not in {c["name"] for c in inspect(store.engine).get_columns("deliveries")}
+        assert [row.target for row in list_deliveries(store)] == ["group-a"]

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from bot.audit import recent
 from bot.calendars.holiday_status import holiday_alert
 from bot.clock import BEIJING
+from bot.occurrence import PlannedMessage
 from bot.store.models import Confirmation, Delivery
-from bot.store.outbox import NewDelivery, sync_plan
+from bot.store.outbox import enqueue
 from bot.store.queries import DeliveryRow, get_delivery, list_deliveries
 
 HOLIDAY_KEY = "holiday_integrity|2026-dragon_boat|b1_group"     # 18 June: beyond the 35-day horizon
@@ -126,13 +127,12 @@ def test_unknown_key_is_not_found(admin) -> None:
 # ---- deliveries -----------------------------------------------------------------------------
 
 def add_deliveries(runtime, count: int, start: datetime, **overrides) -> None:
-    rows = [NewDelivery(key=f"test|{overrides.get('kind', 'announcement')}|{start:%j}|{n}", rule="test",
-                        kind=overrides.get("kind", "announcement"), occurrence=str(n), item=None,
-                        target=overrides.get("target", "b1_group"), recipients={"webhook_key": "secret"},
-                        msgtype="text", title=f"通知{n}", text=f"正文{n}", card=None,
-                        due_at=start + timedelta(hours=n), reason="测试")
+    rows = [PlannedMessage(key=f"test|{overrides.get('kind', 'announcement')}|{start:%j}|{n}", rule="test",
+                           kind=overrides.get("kind", "announcement"), occurrence=str(n),
+                           target=overrides.get("target", "b1_group"), msgtype="text", title=f"通知{n}",
+                           text=f"正文{n}", due_at=start + timedelta(hours=n), reason="测试")
             for n in range(count)]
-    sync_plan(runtime.store, rows, start, start, start)
+    enqueue(runtime.store, rows, start)
 
 
 def set_failed(runtime, key_part: str, error: str) -> int:

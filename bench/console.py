@@ -27,8 +27,8 @@ from sqlalchemy import insert  # noqa: E402
 
 from bot.clock import BEIJING, FakeClock  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from bot.store.accounts import create_admin  # noqa: E402
 from bot.store.models import STATUSES, Confirmation, Delivery  # noqa: E402
-from bot.web.auth import create_admin  # noqa: E402
 
 GROUPS = 100
 GOAL_MS = 200

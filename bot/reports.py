@@ -20,7 +20,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.clock import BEIJING
 from bot.csv_files import write_rows
-from bot.inbox.ledger import SOURCE_LABELS, ReportRow
+from bot.inbox.ledger import ReportRow
+from bot.store.confirmations import SOURCE_LABELS
 
 STATUS_LABELS = {"confirmed": "按时完成", "late": "逾期完成", "pending": "未完成（未到截止时间）",
                  "missing": "逾期未完成"}

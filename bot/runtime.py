@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import select
 
 from bot.calendars.holidays import HolidayCalendar
 from bot.clock import Clock
@@ -26,12 +25,12 @@ from bot.config import Settings, load_settings
 from bot.errors import BotError
 from bot.plan import Plan, PlanInputs, PlanState, build_plan
 from bot.rules.announcements import Announcement, load_announcements
+from bot.store.confirmations import confirmed_item_branches
 from bot.store.db import Store, open_store
-from bot.store.models import Delivery
 from bot.store.outbox import SyncResult, sync_plan
-from bot.store.queries import count_deliveries
+from bot.store.queries import count_deliveries, sent_meta
+from bot.store.template_versions import current_edits, latest_version_id
 from bot.templates.render import TemplateLibrary
-from bot.templates.versions import current_edits, latest_version_id
 
 log = logging.getLogger(__name__)
 
@@ -209,11 +208,8 @@ class Runtime:
         return self._loaded.plan_inputs(self.templates())
 
     def plan_state(self) -> PlanState:
-        from bot.inbox.ledger import confirmed_pairs
-        with self.store.session(readonly=True) as session:
-            confirmed = confirmed_pairs(session)
         now = self.clock.now()
-        return PlanState(confirmed=frozenset(confirmed), announced=announced_meetings(self.store, now),
+        return PlanState(confirmed=frozenset(confirmed_item_branches(self.store)), announced=announced_meetings(self.store, now),
                          told_holidays=told_holidays(self.store, now))
 
     def build_plan(self, start: date, end: date) -> Plan:
@@ -260,15 +256,9 @@ def announced_meetings(store: Store, now: datetime) -> dict[str, Any]:
     longer news, and reading only the columns needed keeps re-planning cheap on a long history.
     """
     from bot.rules.meetings import AnnouncedMeeting
-    query = (select(Delivery.target, Delivery.meta)
-             .where(Delivery.kind == "meeting_reminder", Delivery.status == "sent",
-                    Delivery.due_at >= now - ANNOUNCED_LOOKBACK)
-             .order_by(Delivery.sent_at))
-    with store.session(readonly=True) as session:
-        rows = session.execute(query).all()
     announced: dict[str, Any] = {}
-    for target, meta in rows:
-        uid = (meta or {}).get("meeting_uid")
+    for target, _rule, meta in sent_meta(store, ("meeting_reminder",), now - ANNOUNCED_LOOKBACK):
+        uid = meta.get("meeting_uid")
         if not uid:
             continue
         previous = announced.get(uid)
@@ -284,14 +274,8 @@ def told_holidays(store: Store, now: datetime) -> dict[str, dict[str, Any]]:
     """What sent pre-holiday notices and corrections stated: block key → target → ToldHoliday (the
     latest sent wins). Two months back, as for meetings."""
     from bot.rules.holidays import ToldHoliday
-    query = (select(Delivery.target, Delivery.rule, Delivery.meta)
-             .where(Delivery.kind.in_(("holiday_notice", "holiday_correction")), Delivery.status == "sent",
-                    Delivery.due_at >= now - ANNOUNCED_LOOKBACK)
-             .order_by(Delivery.sent_at))
-    with store.session(readonly=True) as session:
-        rows = session.execute(query).all()
     told: dict[str, dict[str, Any]] = {}
-    for target, rule, meta in rows:
-        if (meta or {}).get("holiday_period"):
+    for target, rule, meta in sent_meta(store, ("holiday_notice", "holiday_correction"), now - ANNOUNCED_LOOKBACK):
+        if meta.get("holiday_period"):
             told.setdefault(meta["holiday_period"], {})[target] = ToldHoliday.of_meta(rule, meta)
     return told

@@ -18,6 +18,7 @@ from bot.calendars.holiday_status import holiday_alert
 from bot.clock import BEIJING
 from bot.delivery.alerts import raise_alert
 from bot.delivery.dispatcher import DISPATCH_LOCK, Dispatcher
+from bot.inbox.ledger import cancel_confirmed_nudges
 from bot.runtime import Runtime
 from bot.store.db import Store, try_leader_lock
 from bot.store.outbox import end_sending_leases, recover_overdue
@@ -101,6 +102,7 @@ class Service:
             if self._replan_wanted.is_set():
                 self._replan_wanted.clear()
                 self.runtime.replan()
+            cancel_confirmed_nudges(self.runtime.store, self.runtime.clock.now())
             report = self.dispatcher.dispatch_due()
         self.runtime.beat()
         if report.busy_elsewhere:  # the other process sends what is due; look again shortly

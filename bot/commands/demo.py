@@ -13,6 +13,7 @@ from bot.errors import BotError, ConfigError
 from bot.runtime import Runtime
 from bot.simulator import Simulator, SimulatorSettings
 from bot.simulator.app import serve_simulator
+from bot.store.confirmations import confirm, count_confirmations
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +87,11 @@ def seed_past_confirmations(runtime: Runtime) -> None:
 
     Only into an empty ledger, and marked as demo data, so a newcomer's 已学习 confirms the open item.
     """
-    from sqlalchemy import func, select
-
-    from bot.inbox.ledger import confirm
-    from bot.store.models import Confirmation
     schedule, settings, now = runtime.studies(), runtime.settings(), runtime.clock.now()
-    with runtime.store.session(readonly=True) as session:
-        if schedule is None or session.scalar(select(func.count()).select_from(Confirmation)):
-            return
+    if schedule is None or count_confirmations(runtime.store):
+        return
     published = sorted((i for i in schedule.items if i.publish_at <= now), key=lambda i: i.publish_at)
-    ledger_log = logging.getLogger("bot.inbox.ledger")
+    ledger_log = logging.getLogger("bot.store.confirmations")
     level, count = ledger_log.level, 0
     ledger_log.setLevel(logging.WARNING)  # one line for the lot, not one per confirmation
     try:

@@ -159,7 +159,7 @@ def cmd_meetings(args: argparse.Namespace) -> int:
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    from bot.web.auth import create_admin
+    from bot.store.accounts import create_admin
     runtime = Runtime(args.config, SystemClock())
     try:
         password = getpass.getpass("请输入密码（至少 10 位）：")

@@ -7,17 +7,13 @@ reports either way.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from datetime import datetime
-
-from sqlalchemy import select
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery.dispatcher import FINAL, Dispatcher
 from bot.store.db import Store
-from bot.store.models import Delivery
-from bot.store.queries import DeliveryRow
+from bot.store.queries import DeliveryRow, rows_by_keys
 
 
 def deliver_now(store: Store, settings: Settings, clock: Clock, keys: list[str],
@@ -39,13 +35,6 @@ def deliver_now(store: Store, settings: Settings, clock: Clock, keys: list[str],
             time.sleep(min(remaining, _until_next(rows, clock.now())))
     finally:
         dispatcher.close()
-
-
-def rows_by_keys(store: Store, keys: Sequence[str]) -> list[DeliveryRow]:
-    """The rows with these keys, in the order of ``keys`` (missing keys left out)."""
-    with store.session(readonly=True) as session:
-        found = {d.key: DeliveryRow.of(d) for d in session.scalars(select(Delivery).where(Delivery.key.in_(keys)))}
-    return [found[key] for key in keys if key in found]
 
 
 def _until_next(rows: list[DeliveryRow], now: datetime) -> float:

@@ -27,7 +27,6 @@ from bot.clock import BEIJING, Clock
 from bot.config import Settings, WeComSettings
 from bot.delivery.alerts import raise_alert
 from bot.errors import TemplateError
-from bot.inbox.ledger import ConfirmResult
 from bot.inbox.responder import Outcome, Responder
 from bot.inbox.writer import (
     ANSWER_WITHIN,
@@ -42,6 +41,7 @@ from bot.inbox.writer import (
 from bot.occurrence import PlannedMessage, delivery_key
 from bot.rules.studies import StudySchedule
 from bot.store import Store
+from bot.store.confirmations import ConfirmResult
 from bot.store.outbox import enqueue, take_response_code
 from bot.store.queries import open_cards
 from bot.templates.render import TemplateLibrary

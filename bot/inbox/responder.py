@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from bot.clock import BEIJING
 from bot.config import Branch, Settings
-from bot.inbox.ledger import ConfirmResult, Known, Source, confirm_in
 from bot.inbox.replies import Intent, understand
 from bot.rules.studies import StudyItem, StudySchedule
 from bot.store import Store
-from bot.store.models import KeyValue
+from bot.store.confirmations import ConfirmResult, Known, Source, confirm_in
+from bot.store.inbox import get_value, put_value
 from bot.templates.render import TemplateLibrary
 
 OFFER_TTL = timedelta(days=3)
@@ -250,21 +250,17 @@ def _unique(items: Iterable[StudyItem]) -> list[StudyItem]:
 def _offer(turn: _Turn, items: list[StudyItem]) -> Outcome:
     key = _offer_key(turn.userid)
     value = {"items": [i.id for i in items], "at": turn.now.isoformat()}
-    row = turn.session.get(KeyValue, key)
-    if row is None:
-        turn.session.add(KeyValue(key=key, value=value, updated_at=turn.now))
-    else:
-        row.value, row.updated_at = value, turn.now
+    put_value(turn.session, key, value, turn.now)
     return Outcome(turn.render("reply_choose", items=[i.context() for i in items]), branch=turn.branch.id)
 
 
 def _offered(turn: _Turn) -> list[StudyItem] | None:
-    row = turn.session.get(KeyValue, _offer_key(turn.userid))
-    if row is None or not isinstance(row.value, dict):
+    offer = get_value(turn.session, _offer_key(turn.userid))
+    if not isinstance(offer, dict):
         return None
-    if turn.now - datetime.fromisoformat(row.value["at"]) > OFFER_TTL:
+    if turn.now - datetime.fromisoformat(offer["at"]) > OFFER_TTL:
         return None
-    items = [turn.schedule.get(i) for i in row.value.get("items", [])]
+    items = [turn.schedule.get(i) for i in offer.get("items", [])]
     return [i for i in items if i is not None] or None
 
 

@@ -18,28 +18,24 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.inbox.responder import Outcome
 from bot.store import Store
-from bot.store.models import InboundMessage
+from bot.store.inbox import insert_inbox, stored_replies
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
 MAX_QUEUE = 4000      # a few seconds of work: beyond it, a request waits for room within its time
 ANSWER_WITHIN = 3.0   # seconds a request waits for its batch; WeCom gives up after 5
-INBOX = InboundMessage.__table__
-_INSERT = insert(INBOX)
-_STORED = select(INBOX.c.dedupe_key, INBOX.c.reply).where(INBOX.c.dedupe_key.in_(bindparam("keys", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -235,7 +231,7 @@ def _record_all(session: Session, answer: Answer, jobs: Sequence[_Job]) -> dict[
         rows.append(inbox_row(job.inbound, job.now, outcome))
         results[job.inbound.dedupe_key] = Recorded(outcome.reply if outcome else None, True, outcome)
     if rows:
-        session.connection().execute(_INSERT, rows)
+        insert_inbox(session, rows)
     return results
 
 
@@ -244,21 +240,13 @@ def _record_one(session: Session, answer: Answer, job: _Job) -> Recorded:
     try:
         with session.begin_nested():
             outcome = answer(job.inbound, job.now)
-            session.connection().execute(_INSERT, [inbox_row(job.inbound, job.now, outcome)])
+            insert_inbox(session, [inbox_row(job.inbound, job.now, outcome)])
     except IntegrityError:
         stored = stored_replies(session, [key])
         if key not in stored:
             raise
         return Recorded(stored[key], fresh=False)  # another replica recorded it a moment ago
     return Recorded(outcome.reply if outcome else None, fresh=True, outcome=outcome)
-
-
-def stored_replies(session: Session, keys: Iterable[str]) -> dict[str, str | None]:
-    """The recorded reply of each of these dedupe keys that is in the inbox."""
-    wanted = sorted(keys)
-    if not wanted:
-        return {}
-    return {key: reply for key, reply in session.connection().execute(_STORED, {"keys": wanted})}
 
 
 def inbox_row(inbound: Inbound, now: datetime, outcome: Outcome | None) -> dict[str, object]:

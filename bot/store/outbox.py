@@ -356,3 +356,16 @@ def end_sending_leases(store: Store, now: datetime) -> int:
         result = session.execute(update(Delivery).where(Delivery.status == "sending")
                                  .values(lease_until=now).execution_options(synchronize_session=False))
         return result.rowcount or 0
+
+
+def bring_forward(store: Store, delivery_id: int, status: str, now: datetime) -> bool:
+    """The console's 立即发送 of a row in ``status``: claimable now; False if it changed meanwhile."""
+    if status in RETRYABLE:
+        return retry_now(store, delivery_id, now)
+    values = {"pending": {"due_at": now, "next_attempt_at": None}, "retry": {"next_attempt_at": now}}.get(status)
+    if values is None:
+        return False
+    statement = (update(Delivery).where(Delivery.id == delivery_id, Delivery.status == status)
+                 .values(**values, updated_at=now))
+    with store.session() as session:
+        return session.execute(statement).rowcount == 1

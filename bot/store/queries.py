@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, func, or_, select
@@ -143,3 +143,50 @@ def recorded_sends(store: Store, since: datetime, not_by: str | None = None) -> 
         statement = statement.where(or_(Delivery.worker.is_(None), Delivery.worker != not_by))
     with store.session(readonly=True) as session:
         return [(target, sent_at) for target, sent_at in session.execute(statement)]
+
+
+def next_claimable_at(store: Store) -> datetime | None:
+    """When the next row becomes claimable (due, retry time, or an abandoned lease)."""
+    d = Delivery
+    queries = [
+        select(func.min(d.due_at)).where(d.status == "pending"),
+        select(func.min(func.coalesce(d.next_attempt_at, d.due_at))).where(d.status == "retry"),
+        select(func.min(d.lease_until)).where(d.status == "sending"),
+    ]
+    with store.session(readonly=True) as session:
+        found = [_aware(session.execute(q).scalar()) for q in queries]
+    candidates = [at for at in found if at is not None]
+    return min(candidates) if candidates else None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)  # SQLite's aggregates come back as naive UTC text
+
+
+def rows_by_keys(store: Store, keys: Sequence[str]) -> list[DeliveryRow]:
+    """The rows with these keys, in the order of ``keys`` (missing keys left out)."""
+    with store.session(readonly=True) as session:
+        found = {d.key: DeliveryRow.of(d) for d in session.scalars(select(Delivery).where(Delivery.key.in_(keys)))}
+    return [found[key] for key in keys if key in found]
+
+
+def statuses_by_key(store: Store, keys: list[str]) -> dict[str, tuple[int, str]]:
+    """key → (row id, status) for the keys already in the outbox."""
+    found: dict[str, tuple[int, str]] = {}
+    with store.session(readonly=True) as session:
+        for start in range(0, len(keys), 500):
+            query = select(Delivery.key, Delivery.id, Delivery.status).where(Delivery.key.in_(keys[start:start + 500]))
+            found.update({key: (id_, status) for key, id_, status in session.execute(query)})
+    return found
+
+
+def sent_meta(store: Store, kinds: Sequence[str], due_since: datetime) -> list[tuple[str, str, dict[str, Any]]]:
+    """(target, rule, meta) of the rows of these kinds sent and due since ``due_since``, oldest send first:
+    what sent messages told people, for re-planning to compare with."""
+    query = (select(Delivery.target, Delivery.rule, Delivery.meta)
+             .where(Delivery.kind.in_(kinds), Delivery.status == "sent", Delivery.due_at >= due_since)
+             .order_by(Delivery.sent_at))
+    with store.session(readonly=True) as session:
+        return [(target, rule, meta or {}) for target, rule, meta in session.execute(query)]

@@ -1,7 +1,6 @@
-"""Accounts, login and roles.
+"""Login and roles (the accounts themselves are ``bot.store.accounts``).
 
-Passwords are hashed with scrypt (werkzeug). An account is locked for 15 minutes (by the runtime
-clock) after 5 failed logins in a row, and one address may fail at most 20 times in 15 minutes.
+One address may fail at most 20 times in 15 minutes.
 Every /admin page needs a login; a read-only account's requests that change something are refused
 here, in one place, so no page can forget the check.
 """
@@ -10,94 +9,19 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, current_app, g, redirect, render_template, request, session, url_for
-from sqlalchemy import select
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from bot.errors import BotError
-from bot.store.db import Store
-from bot.store.models import ADMIN_ROLES, AdminUser
+from bot.store.accounts import LOCK_FOR, authenticate, load_account
 from bot.web.common import console, now, runtime
 
-MAX_FAILURES = 5
-LOCK_FOR = timedelta(minutes=15)
 ADDRESS_FAILURES = 20
-MIN_PASSWORD = 10
 GENERIC_ERROR = "用户名或密码不正确，或登录尝试次数过多已暂时锁定。请核对后重试，或 15 分钟后再试。"
-ROLE_LABELS = {"admin": "管理员", "readonly": "只读"}
 # Endpoints open without a login, and POSTs a read-only account may make (they change nothing).
 PUBLIC = {"console.login", "console.static"}
 READONLY_POSTS = {"console.logout", "console.template_preview"}
-# Hashed once so that an unknown name costs as much time as a wrong password.
-_DUMMY_HASH = generate_password_hash("wecom-reminder-dummy", method="scrypt")
-
-
-@dataclass(frozen=True)
-class Account:
-    id: int
-    name: str
-    role: str
-
-    @property
-    def can_change(self) -> bool:
-        return self.role == "admin"
-
-    @property
-    def role_label(self) -> str:
-        return ROLE_LABELS.get(self.role, self.role)
-
-
-def create_admin(store: Store, name: str, password: str, role: str = "admin", *,
-                 now: datetime | None = None) -> None:
-    """Create an account (the CLI asks the password); BotError in Chinese when it cannot."""
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise BotError("账号名称不能为空，且不超过 100 个字符")
-    if role not in ADMIN_ROLES:
-        raise BotError(f"未知的角色 {role}。处理办法：使用 admin（管理员）或 readonly（只读）")
-    if len(password) < MIN_PASSWORD:
-        raise BotError(f"密码至少 {MIN_PASSWORD} 位。处理办法：重新运行该命令并输入更长的密码")
-    with store.session() as db:
-        if db.scalar(select(AdminUser).where(AdminUser.name == name)) is not None:
-            raise BotError(f"账号 {name} 已存在。处理办法：换一个名称")
-        user = AdminUser(name=name, password_hash=generate_password_hash(password, method="scrypt"), role=role)
-        if now is not None:
-            user.created_at = now
-        db.add(user)
-
-
-def authenticate(store: Store, name: str, password: str, at: datetime) -> Account | None:
-    """The account if the password is right and the account is not locked; counts failures."""
-    with store.session() as db:
-        user = db.scalar(select(AdminUser).where(AdminUser.name == name.strip()))
-        if user is None:
-            check_password_hash(_DUMMY_HASH, password)
-            return None
-        if user.locked_until is not None and user.locked_until > at:
-            return None
-        if not check_password_hash(user.password_hash, password):
-            _count_failure(user, at)
-            return None
-        user.failed_logins, user.locked_until, user.last_login_at = 0, None, at
-        return Account(user.id, user.name, user.role)
-
-
-def _count_failure(user: AdminUser, at: datetime) -> None:
-    user.failed_logins = (user.failed_logins or 0) + 1
-    if user.failed_logins >= MAX_FAILURES:
-        user.failed_logins, user.locked_until = 0, at + LOCK_FOR
-
-
-def load_account(store: Store, user_id: Any) -> Account | None:
-    if not isinstance(user_id, int):
-        return None
-    with store.session(readonly=True) as db:
-        user = db.get(AdminUser, user_id)
-        return Account(user.id, user.name, user.role) if user else None
 
 
 class AddressThrottle:

@@ -11,11 +11,11 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, flash, g
 
-from bot.audit import audit
 from bot.config import Settings
 from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS
 from bot.runtime import Runtime
+from bot.store.audit import audit
 
 RUNTIME_KEY = "wecom_runtime"
 PAGE_SIZE = 50

@@ -5,28 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import select, update
-
 from bot.occurrence import PlannedMessage
 from bot.runtime import Runtime
-from bot.store.models import Delivery
-from bot.store.outbox import RETRYABLE, enqueue, retry_now, set_status
-
-CHUNK = 500
-
-
-def statuses_by_key(rt: Runtime, keys: list[str]) -> dict[str, tuple[int, str]]:
-    """key → (row id, status) for the keys already in the outbox."""
-    found: dict[str, tuple[int, str]] = {}
-    with rt.store.session(readonly=True) as session:
-        for start in range(0, len(keys), CHUNK):
-            query = select(Delivery.key, Delivery.id, Delivery.status).where(Delivery.key.in_(keys[start:start + CHUNK]))
-            found.update({key: (id_, status) for key, id_, status in session.execute(query)})
-    return found
+from bot.store.outbox import bring_forward, enqueue, set_status
+from bot.store.queries import statuses_by_key
 
 
 def _row(rt: Runtime, key: str) -> tuple[int, str] | None:
-    return statuses_by_key(rt, [key]).get(key)
+    return statuses_by_key(rt.store, [key]).get(key)
 
 
 def ensure_row(rt: Runtime, message: PlannedMessage, now: datetime) -> tuple[int, str]:
@@ -56,19 +42,7 @@ def send_now(rt: Runtime, message: PlannedMessage, now: datetime) -> tuple[bool,
         done, status = True, "（尚未写入发件箱）"
     else:
         row_id, status = found
-        done = _bring_forward(rt, row_id, status, now)
+        done = bring_forward(rt.store, row_id, status, now)
     if done:
         rt.request_replan()
     return done, status
-
-
-def _bring_forward(rt: Runtime, row_id: int, status: str, now: datetime) -> bool:
-    if status in RETRYABLE:
-        return retry_now(rt.store, row_id, now)
-    values = {"pending": {"due_at": now, "next_attempt_at": None}, "retry": {"next_attempt_at": now}}.get(status)
-    if values is None:
-        return False
-    statement = (update(Delivery).where(Delivery.id == row_id, Delivery.status == status)
-                 .values(**values, updated_at=now))
-    with rt.store.session() as session:
-        return session.execute(statement).rowcount == 1

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import render_template, request
 
-from bot.audit import count, recent
+from bot.store.audit import count, recent
 from bot.web.common import console, page_of, runtime
 
 

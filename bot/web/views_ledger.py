@@ -14,25 +14,17 @@ from urllib.parse import urlencode
 
 from flask import abort, g, redirect, render_template, request, send_file, url_for
 
+from bot import reports
+from bot.inbox.ledger import report_rows
+from bot.store.confirmations import confirm
 from bot.web.common import actor, console, notice, now, page_of, parse_int, record, runtime, settings
 
 log = logging.getLogger(__name__)
 BRANCHES_PER_PAGE = 20
 STATUS = {"confirmed": "已确认", "late": "逾期确认", "pending": "待确认", "missing": "未完成"}
-NOT_READY = "学习台账功能尚未就绪（bot.inbox.ledger / bot.reports 未安装），暂时无法显示。请联系技术人员。"
 NO_STUDIES = "尚未配置学习内容（schedules/studies.yaml 不存在），台账为空。"
 MEDIA = {"csv": "text/csv; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-
-
-def _modules() -> tuple[Any, Any] | None:
-    try:
-        from bot import reports
-        from bot.inbox import ledger
-    except ImportError:
-        log.exception("学习台账模块缺失")
-        return None
-    return ledger, reports
 
 
 def _years(schedule: Any) -> list[int]:
@@ -40,8 +32,8 @@ def _years(schedule: Any) -> list[int]:
     return sorted({i.publish_at.astimezone(zone).year for i in schedule.items} | {now().year}, reverse=True)
 
 
-def _rows(ledger: Any, year: int) -> list[Any]:
-    return ledger.report_rows(runtime().store, settings(), runtime().studies(), now(), year=year)
+def _rows(year: int) -> list[Any]:
+    return report_rows(runtime().store, settings(), runtime().studies(), now(), year=year)
 
 
 @dataclass(frozen=True)
@@ -83,12 +75,11 @@ def _detail(row: Any) -> str:
 
 @console.get("/ledger")
 def ledger_page() -> Any:
-    modules, schedule = _modules(), runtime().studies()
-    if modules is None or schedule is None:
-        return render_template("ledger.html", unavailable=NOT_READY if modules is None else NO_STUDIES)
-    ledger, reports = modules
+    schedule = runtime().studies()
+    if schedule is None:
+        return render_template("ledger.html", unavailable=NO_STUDIES)
     year = parse_int(request.args.get("year"), now().year, 2000, 2100)
-    rows = _rows(ledger, year)
+    rows = _rows(year)
     branches = branch_columns(rows)
     page = page_of(request.args.get("page"), len(branches), BRANCHES_PER_PAGE)
     shown = branches[page.offset:page.offset + page.size]
@@ -99,20 +90,18 @@ def ledger_page() -> Any:
 
 @console.get("/ledger/export.<fmt>")
 def ledger_export(fmt: str) -> Any:
-    modules, schedule = _modules(), runtime().studies()
     if fmt not in MEDIA:
         abort(404)
-    if modules is None or schedule is None:
-        abort(409, NOT_READY if modules is None else NO_STUDIES)
-    ledger, reports = modules
+    if runtime().studies() is None:
+        abort(409, NO_STUDIES)
     year = parse_int(request.args.get("year"), now().year, 2000, 2100)
-    rows = _rows(ledger, year)
-    data = _export_bytes(reports, fmt, rows, year)
+    rows = _rows(year)
+    data = _export_bytes(fmt, rows, year)
     name = f"学习台账-{year}年.{fmt}"
     return send_file(io.BytesIO(data), mimetype=MEDIA[fmt], as_attachment=True, download_name=name)
 
 
-def _export_bytes(reports: Any, fmt: str, rows: list[Any], year: int) -> bytes:
+def _export_bytes(fmt: str, rows: list[Any], year: int) -> bytes:
     summary = reports.summarize(rows)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"ledger.{fmt}"
@@ -137,8 +126,6 @@ def _item_and_branch(source: Any) -> tuple[Any, Any]:
 
 @console.get("/ledger/confirm")
 def ledger_confirm_form() -> Any:
-    if _modules() is None:
-        abort(409, NOT_READY)
     item, branch = _item_and_branch(request.args)
     return render_template("ledger_confirm.html", item=item, branch=branch, error=None, reason="",
                            by=branch.secretary.name, at=now().strftime("%Y-%m-%dT%H:%M"), page=_branch_page(), back=_back(item))
@@ -175,9 +162,6 @@ def _form_error(reason: str, by: str, at: datetime | None) -> str | None:
 
 @console.post("/ledger/confirm")
 def ledger_confirm() -> Any:
-    modules = _modules()
-    if modules is None:
-        abort(409, NOT_READY)
     item, branch = _item_and_branch(request.form)
     reason = request.form.get("reason", "").strip()[:500]
     by = request.form.get("by", "").strip()[:100]
@@ -186,8 +170,8 @@ def ledger_confirm() -> Any:
     if error:
         return render_template("ledger_confirm.html", item=item, branch=branch, error=error, reason=reason,
                                by=by, at=request.form.get("at", ""), page=_branch_page(), back=_back(item)), 422
-    result = modules[0].confirm(runtime().store, item.id, branch.id, by, at, "manual", note=reason,
-                                recorded_by=actor(), deadline=item.deadline)
+    result = confirm(runtime().store, item.id, branch.id, by, at, "manual", note=reason,
+                     recorded_by=actor(), deadline=item.deadline)
     if not result.created:
         notice(f"{branch.name}已于 {result.confirmed_at:%Y-%m-%d %H:%M} 确认“{item.title}”，未作更改。", "info")
         return redirect(_back(item))

@@ -19,6 +19,7 @@ from bot.errors import BotError
 from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS, PlannedMessage
 from bot.plan import Plan
+from bot.store.queries import statuses_by_key
 from bot.web.common import (
     Page,
     actor,
@@ -34,7 +35,7 @@ from bot.web.common import (
     settings,
     today,
 )
-from bot.web.plan_actions import send_now, skip, statuses_by_key
+from bot.web.plan_actions import send_now, skip
 
 log = logging.getLogger(__name__)
 DEFAULT_DAYS = 90
@@ -135,7 +136,7 @@ def plan_page() -> Any:
     page, first, last = window(days, request.args.get("page"))
     plan, error = build(first, last)
     messages = plan.messages if plan else []
-    statuses = statuses_by_key(runtime(), [m.key for m in messages])
+    statuses = statuses_by_key(runtime().store, [m.key for m in messages])
     grouped = group_by_day(messages, statuses, RowMaker(days))
     return render_template("plan.html", days=days, error=error, notices=plan.notices if plan else [],
                            grouped=grouped, total=len(messages), occurrences=sum(len(o) for _, o in grouped),

@@ -8,9 +8,9 @@ from typing import Any
 from flask import abort, jsonify, redirect, render_template, request, url_for
 
 from bot.errors import BotError
+from bot.store.template_versions import Version, get_version, history, save_version
 from bot.templates.render import TemplateLibrary
 from bot.templates.samples import sample_context
-from bot.templates.versions import Version, get_version, history, save_version
 from bot.web.common import actor, console, notice, now, runtime
 from bot.web.previews import DEFAULT, build_sample, preview, sample_choices, save_problems
 

@@ -21,9 +21,9 @@ from bot.clock import BEIJING, SystemClock
 from bot.commands.demo import simulator_settings
 from bot.config import load_settings
 from bot.delivery.dispatcher import DISPATCH_LOCK
-from bot.inbox.ledger import confirm, confirmed_pairs
 from bot.runtime import Runtime
 from bot.simulator import Simulator
+from bot.store.confirmations import confirm, confirmed_pairs
 from bot.store.db import open_store, try_leader_lock
 from bot.store.queries import list_deliveries
 from bot.wecom import api as wecom

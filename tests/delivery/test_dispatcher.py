@@ -18,8 +18,9 @@ from fakes import (
 )
 
 from bot.clock import FakeClock
-from bot.delivery.dispatcher import AMBIGUOUS, DISPATCH_LOCK, NUDGE_CONFIRMED, Dispatcher
+from bot.delivery.dispatcher import AMBIGUOUS, DISPATCH_LOCK, Dispatcher
 from bot.delivery.send_now import deliver_now
+from bot.inbox.ledger import NUDGE_CONFIRMED, cancel_confirmed_nudges
 from bot.scheduler import release_orphaned_sends
 from bot.simulator import Simulator
 from bot.store.db import Store, try_leader_lock
@@ -184,8 +185,9 @@ def test_a_confirmed_study_nudge_is_cancelled_not_sent(store: Store, sim: Simula
     enqueue(store, nudges, now)
     with store.session() as session:
         session.add(Confirmation(item="s1", branch="b1", confirmed_by="zhangwei", confirmed_at=now, source="reply"))
+    cancelled = cancel_confirmed_nudges(store, now)
     report = make_dispatcher(settings).dispatch_due()
-    assert (report.cancelled, report.sent) == (1, 1)
+    assert (cancelled, report.sent) == (1, 1)
     cancelled = only(store, "holiday|s1@nudge:b1|office")
     assert cancelled.status == "cancelled" and cancelled.last_error == NUDGE_CONFIRMED
     assert len(sim.user_messages("zhangwei")) == 1

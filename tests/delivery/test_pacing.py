@@ -21,7 +21,8 @@ from fakes import (
 )
 
 from bot.clock import FakeClock
-from bot.delivery.dispatcher import DISPATCH_LOCK, LEASE_RAN_OUT, MEMBER_DEFERRED
+from bot.delivery.dispatcher import DISPATCH_LOCK
+from bot.delivery.pacing import LEASE_RAN_OUT, MEMBER_DEFERRED
 from bot.delivery.ratelimit import MemberQuota, SlidingWindowLimiter, robot_keys, seed_windows
 from bot.simulator import Simulator
 from bot.store.db import Store, try_leader_lock
@@ -165,14 +166,14 @@ def test_deferred_rows_come_back_just_before_the_slot_their_robots_answers_give(
         store: Store, sim: Simulator, clock: FakeClock, mono: FakeMonotonic, make_dispatcher: MakeDispatcher) -> None:
     settings = make_settings(sim.url)
     dispatcher = make_dispatcher(settings)
-    dispatcher.limiter.seed(robot_key(6), [mono() - 50 + i for i in range(20)])  # answered 50 … 31 s ago
+    dispatcher.pacer.limiter.seed(robot_key(6), [mono() - 50 + i for i in range(20)])  # answered 50 … 31 s ago
     start = clock.now()
     enqueue(store, [delivery("g6", settings, start, name=f"m{i}") for i in range(3)], start)
     assert dispatcher.dispatch_due().deferred == 3
     assert sim.requests(ROBOT_SEND) == []
     slot = start + timedelta(seconds=10)  # the oldest answer leaves the window
     rows = list_deliveries(store, limit=10, order="asc")
-    assert [row.next_attempt_at for row in rows] == [slot - timedelta(seconds=dispatcher.lead)] * 3
+    assert [row.next_attempt_at for row in rows] == [slot - timedelta(seconds=dispatcher.pacer.lead)] * 3
     clock.set(rows[0].next_attempt_at)
     assert dispatcher.dispatch_due().sent == 3  # one pass: the lane waits in place for each slot
     assert [r.at - start.timestamp() for r in sim.requests(ROBOT_SEND)] == pytest.approx([10, 11, 12])
@@ -182,14 +183,14 @@ def test_a_row_is_not_sent_when_its_lease_would_run_out_while_it_waits(
         store: Store, sim: Simulator, clock: FakeClock, mono: FakeMonotonic, make_dispatcher: MakeDispatcher) -> None:
     settings = make_settings(sim.url)  # request timeout 2 s: a lease of 68 s, of which 8 s for the send
     dispatcher = make_dispatcher(settings, window_seconds=3600)  # waits in place of up to 120 s
-    dispatcher.limiter.seed(robot_key(7), [mono() - 3600 + 90] * 20)  # the window frees in 90 s
+    dispatcher.pacer.limiter.seed(robot_key(7), [mono() - 3600 + 90] * 20)  # the window frees in 90 s
     start = clock.now()
     enqueue(store, [delivery("g7", settings, start)], start)
     assert dispatcher.dispatch_due().deferred == 1
     assert sim.requests(ROBOT_SEND) == []  # 90 s of waiting would leave too little of the lease
     [row] = list_deliveries(store, limit=10)
     assert row.last_error == LEASE_RAN_OUT
-    assert row.next_attempt_at == start + timedelta(seconds=90 - dispatcher.lead)
+    assert row.next_attempt_at == start + timedelta(seconds=90 - dispatcher.pacer.lead)
     run_until_settled(dispatcher, clock)
     [request] = sim.requests(ROBOT_SEND)
     assert request.at - start.timestamp() == pytest.approx(90)

@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.csv_files import csv_stream
-from bot.inbox.ledger import confirm, confirmed_pairs, report_rows, study_status
+from bot.inbox.ledger import report_rows, study_status
 from bot.inbox.responder import handle_card_click, handle_reply
 from bot.reports import format_report, report_json, summarize, write_csv, write_xlsx
 from bot.rules.studies import StudySchedule
 from bot.store import Store, open_store
+from bot.store.confirmations import confirm, confirmed_pairs
 from bot.store.models import Confirmation, KeyValue
 from bot.templates.render import TemplateLibrary
 

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from bot.clock import BEIJING, FakeClock
 from bot.runtime import Runtime
-from bot.web.auth import create_admin
+from bot.store.accounts import create_admin
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = ("admin", "correct-horse-battery")

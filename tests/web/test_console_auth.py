@@ -10,9 +10,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from bot.errors import BotError
+from bot.store.accounts import create_admin
 from bot.store.models import AdminUser
 from bot.web import SECURE_COOKIE_ENV, create_console
-from bot.web.auth import GENERIC_ERROR, create_admin
+from bot.web.auth import GENERIC_ERROR
 
 PLACEHOLDERS = {"name": "holiday_integrity", "delivery_id": "1", "fmt": "xlsx"}
 

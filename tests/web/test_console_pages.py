@@ -12,10 +12,10 @@ import pytest
 from conftest import make_app, make_runtime, post
 from sqlalchemy import select
 
-from bot.audit import recent
 from bot.calendars.holiday_status import holiday_alert
 from bot.clock import BEIJING
 from bot.occurrence import PlannedMessage
+from bot.store.audit import recent
 from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import enqueue
 from bot.store.queries import DeliveryRow, get_delivery, list_deliveries
@@ -341,7 +341,7 @@ def test_calendar_page_warns_in_december(admin, clock) -> None:
 # ---- audit and escaping ---------------------------------------------------------------------
 
 def test_audit_page_is_paginated(admin, runtime) -> None:
-    from bot.audit import audit
+    from bot.store.audit import audit
     for n in range(55):
         audit(runtime.store, actor="admin", action="测试", subject=f"对象{n}", before=None, after="<i>x</i>",
               at=datetime(2026, 5, 1, tzinfo=BEIJING))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import csrf_token, post
 
-from bot.audit import recent
-from bot.templates.versions import current_edits, history
+from bot.store.audit import recent
+from bot.store.template_versions import current_edits, history
 
 NAME = "holiday_integrity"
 

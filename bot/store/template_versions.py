@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from bot.audit import record_change
+from bot.store.audit import record_change
 from bot.store.db import Store
 from bot.store.models import TemplateVersion
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
-from bot.errors import ScheduleError
+from bot.errors import PlacedError, ScheduleError
 
 KeyPath = tuple[Any, ...]
 
@@ -93,3 +96,78 @@ def load_yaml(path: str | Path, error: type = ScheduleError) -> tuple[Any, LineM
     except UnicodeDecodeError:
         raise error("文件不是 UTF-8 编码", file=path, fix="以 UTF-8 编码另存该文件") from None
     return parse_yaml(text, path, error)
+
+
+# ---- values and validation errors (config.yaml; any YAML read into pydantic models) ----------
+
+_ENV_PATTERN = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def expand_value(value: Any, path: KeyPath, lines: LineMap, source: Path,
+                 error: type[PlacedError] = ScheduleError) -> Any:
+    """Replace ${VAR} and file:/path strings, recursively."""
+    if isinstance(value, dict):
+        return {k: expand_value(v, (*path, k), lines, source, error) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_value(v, (*path, i), lines, source, error) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    if match := _ENV_PATTERN.match(value):
+        name = match.group(1)
+        if name not in os.environ:
+            raise error(f"环境变量 {name} 未设置", file=source, line=lines.line_of(path),
+                              key=dotted(path), fix=f"设置环境变量 {name}，或在配置文件中直接填写该值")
+        return os.environ[name]
+    if value.startswith("file:"):
+        secret_path = Path(value[5:])
+        try:
+            return secret_path.read_text(encoding="utf-8").strip()
+        except OSError:
+            raise error(f"无法读取文件 {secret_path}", file=source, line=lines.line_of(path),
+                              key=dotted(path), fix="检查该文件是否存在且可读") from None
+    return value
+
+
+_PYDANTIC_MESSAGES = {
+    "missing": ("缺少必填项", "补上该项"),
+    "extra_forbidden": ("未知的配置项", "检查拼写，或删除该项；可用的配置项见 config.example.yaml"),
+    "int_parsing": ("应为整数", "填写一个整数"),
+    "int_type": ("应为整数", "填写一个整数"),
+    "bool_parsing": ("应为 true 或 false", "填写 true 或 false"),
+    "string_type": ("应为文字", "用引号括起该值"),
+    "list_type": ("应为列表", "写成 [a, b] 或逐行以 - 开头"),
+    "dict_type": ("应为键值映射", "写成 键: 值 的形式"),
+    "literal_error": ("取值不在允许范围内", None),
+    "string_pattern_mismatch": ("格式不正确", "只使用字母、数字、下划线或连字符"),
+    "union_tag_invalid": ("type 取值不正确", "type 应为 robot、app、appchat 或 console"),
+    "union_tag_not_found": ("缺少 type", "填写 type: robot、app、appchat 或 console"),
+    "greater_than_equal": ("数值过小", None),
+    "less_than_equal": ("数值过大", None),
+}
+
+
+def config_error_from(exc: ValidationError, source: Path, lines: LineMap,
+                      error: type[PlacedError] = ScheduleError) -> PlacedError:
+    """The first pydantic error as an ``error`` naming the file, line, key path and fix."""
+    # A typo shows as an unknown key plus a missing one; the unknown key is the one to name.
+    first = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+    loc = tuple(part for part in first["loc"] if not (isinstance(part, str) and part in _TARGET_TAGS))
+    problem, fix = _PYDANTIC_MESSAGES.get(first["type"], (None, None))
+    if first["type"] in ("value_error", "assertion_error"):
+        problem = str(first.get("ctx", {}).get("error", first["msg"]))
+    elif first["type"] == "literal_error":
+        fix = f"可用的取值：{first.get('ctx', {}).get('expected', '')}"
+    elif first["type"] in ("greater_than_equal", "less_than_equal"):
+        fix = f"允许的范围见 README；当前限制：{first.get('ctx', {})}"
+    if problem is None:
+        problem = f"取值不正确（{first['msg']}）"
+    if first["type"] == "extra_forbidden" and loc:
+        problem = f"未知的配置项 {loc[-1]}"
+    extra = len(exc.errors()) - 1
+    if extra:
+        fix = f"{fix or '按说明修改'}；另有 {extra} 处错误，改正后再运行 check 查看"
+    return error(problem, file=source, line=lines.line_of(loc), key=dotted(loc) or None,
+                       fix=fix or "按 README 中的配置说明修改")
+
+
+_TARGET_TAGS = {"robot", "app", "appchat", "console"}

@@ -1,4 +1,6 @@
-"""Shared fixtures: a copy of the project's shipped files, a fake clock, a fresh PostgreSQL schema.
+"""The one conftest: a copy of the project's shipped files, a fake clock, stores (a SQLite file;
+``any_store`` on SQLite and on PostgreSQL), the simulator, dispatchers, and the console with two
+accounts. Builders and fakes are in tests/fakes.py.
 
 PostgreSQL tests each get a fresh schema (dropped afterwards), so they are isolated from each
 other and from anyone else using the same database. If PostgreSQL cannot be reached they skip,
@@ -11,15 +13,36 @@ import functools
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from fakes import (
+    ADMIN,
+    READER,
+    FakeMonotonic,
+    ReplanCounter,
+    login,
+    make_app,
+    make_runtime,
+    new_delivery,
+    sim_settings,
+)
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 
 from bot.clock import BEIJING, FakeClock
+from bot.config import Settings
+from bot.delivery.dispatcher import Dispatcher
+from bot.occurrence import PlannedMessage
+from bot.runtime import Runtime
+from bot.simulator import Simulator
+from bot.store.db import Store, open_store
+from bot.wecom import api as wecom
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -75,3 +98,107 @@ def pg_schema_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# ---- stores, the simulator, dispatchers (the delivery and store tests) -----------------------
+
+@pytest.fixture
+def mono(clock: FakeClock) -> FakeMonotonic:
+    return FakeMonotonic(clock)
+
+
+@pytest.fixture
+def start_sim() -> Iterator[Callable[..., Simulator]]:
+    started: list[Simulator] = []
+
+    def start(clock: Callable[[], float] | None = None, **overrides: Any) -> Simulator:
+        simulator = Simulator(sim_settings(**overrides), clock) if clock else Simulator(sim_settings(**overrides))
+        simulator.start()
+        started.append(simulator)
+        return simulator
+
+    yield start
+    for simulator in started:
+        simulator.stop()
+
+
+@pytest.fixture
+def sim(start_sim: Callable[..., Simulator], mono: FakeMonotonic) -> Simulator:
+    """A simulator on the fake clock."""
+    return start_sim(mono)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/data/bot.sqlite3"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    return sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
+
+
+@pytest.fixture
+def any_store(store_url: str) -> Iterator[Store]:
+    """A store on a SQLite file and, in a second run of the test, on PostgreSQL."""
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    """A store on a SQLite file."""
+    opened = open_store(sqlite_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def make_dispatcher(store: Store, clock: FakeClock, mono: FakeMonotonic) -> Iterator[Callable[..., Dispatcher]]:
+    made: list[Dispatcher] = []
+
+    def make(settings: Settings, on: Store | None = None, **options: Any) -> Dispatcher:
+        options = {"sleep": mono.sleep, "monotonic": mono, "max_workers": 8, **options}
+        dispatcher = Dispatcher(on or store, settings, clock, **options)
+        made.append(dispatcher)
+        return dispatcher
+
+    yield make
+    for dispatcher in made:
+        dispatcher.close()
+    wecom._apps.clear()  # app clients hold tokens of a simulator that is gone
+
+
+@pytest.fixture
+def make() -> Callable[..., PlannedMessage]:
+    return new_delivery
+
+
+# ---- the console ----------------------------------------------------------------------------
+
+@pytest.fixture
+def runtime(tmp_path: Path, clock: FakeClock) -> Iterator[Runtime]:
+    rt = make_runtime(tmp_path, clock)
+    rt.on_replan_requested = ReplanCounter()
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Flask:
+    return make_app(runtime)
+
+
+@pytest.fixture
+def admin(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    assert login(client, *ADMIN).status_code == 302
+    return client
+
+
+@pytest.fixture
+def reader(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    assert login(client, *READER).status_code == 302
+    return client

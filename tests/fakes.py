@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
+from flask.testing import FlaskClient
+
 from bot.clock import BEIJING, FakeClock
 from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher
 from bot.occurrence import PlannedMessage
 from bot.rules.studies import StudySchedule, load_studies
+from bot.runtime import Runtime
 from bot.simulator import SimulatorSettings
 from bot.store import outbox
+from bot.store.accounts import create_admin
 from bot.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,3 +150,71 @@ def item_yaml(item_id: str, publish: str, deadline: str, *, number: int = 5, aud
 
 def schedule_of(tmp_path: Path, *items: str) -> StudySchedule:
     return load_studies(write_schedule(tmp_path, "items:\n" + "".join(items)), BRANCHES)
+
+
+# ---- the console: a runtime over a copy of the project, two accounts ---------------------------
+
+ADMIN = ("admin", "correct-horse-battery")
+READER = ("reader", "reader-password-1")
+_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def copy_project_to(dest: Path, edit: Callable[[str], str] | None = None) -> Path:
+    shutil.copytree(ROOT / "schedules", dest / "schedules")
+    shutil.copytree(ROOT / "messages", dest / "messages")
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    text = text.replace("sqlite:///data/wecom-reminder.db", f"sqlite:///{dest / 'console.db'}")
+    config = dest / "config.yaml"
+    config.write_text(edit(text) if edit else text, encoding="utf-8")
+    return config
+
+
+def make_runtime(dest: Path, clock: FakeClock, edit: Callable[[str], str] | None = None) -> Runtime:
+    runtime = Runtime(copy_project_to(dest, edit), clock)
+    create_admin(runtime.store, *ADMIN, "admin")
+    create_admin(runtime.store, *READER, "readonly")
+    return runtime
+
+
+def make_app(runtime: Runtime) -> Flask:
+    from bot.commands.server import create_app
+    return create_app(runtime, testing=True)
+
+
+class ReplanCounter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+def csrf_token(client: FlaskClient, path: str = "/admin/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = _TOKEN.search(page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def login(client: FlaskClient, name: str, password: str) -> Any:
+    token = csrf_token(client)
+    return client.post("/admin/login", data={"name": name, "password": password, "csrf_token": token})
+
+
+def post(client: FlaskClient, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """A form POST with the session's CSRF token."""
+    token = csrf_token(client, "/admin/")
+    return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
+
+
+def new_delivery(name: str, due_at: datetime, **changes: Any) -> PlannedMessage:
+    """A planned holiday notice to one group; ``changes`` override any field."""
+    target = changes.pop("target", "group-a")
+    fields: dict[str, Any] = {
+        "key": f"holiday|{name}|{target}", "rule": "holiday", "kind": "holiday_notice",
+        "occurrence": name, "item": None, "target": target,
+        "msgtype": "markdown",
+        "title": "节前廉洁提醒", "text": f"**{name}** 廉洁过节", "card": None, "due_at": due_at,
+        "reason": "春节前一个工作日", "provisional": False, "meta": {"holiday": "春节"},
+    }
+    return PlannedMessage(**{**fields, **changes})

@@ -27,14 +27,14 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def current_revision(store: Store) -> str | None:
-    with store.engine.connect() as connection:
+def current_revision(any_store: Store) -> str | None:
+    with any_store.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def test_migrations_create_the_schema_from_empty(store: Store) -> None:
-    assert TABLES <= set(inspect(store.engine).get_table_names())
-    assert current_revision(store) == head_revision()
+def test_migrations_create_the_schema_from_empty(any_store: Store) -> None:
+    assert TABLES <= set(inspect(any_store.engine).get_table_names())
+    assert current_revision(any_store) == head_revision()
 
 
 def test_reopening_is_idempotent_and_keeps_data(store_url: str, make) -> None:
@@ -45,18 +45,18 @@ def test_reopening_is_idempotent_and_keeps_data(store_url: str, make) -> None:
         assert [row.key for row in list_deliveries(second)] == ["holiday|2025|group-a"]
 
 
-def test_models_match_the_migrations(store: Store) -> None:
-    with store.engine.connect() as connection:
+def test_models_match_the_migrations(any_store: Store) -> None:
+    with any_store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
 
 
 def test_sqlite_settings_on_every_connection(tmp_path: Path) -> None:
     path = tmp_path / "new" / "dir" / "bot.sqlite3"
-    with open_store(f"sqlite:///{path}") as store, store.engine.connect() as connection:
+    with open_store(f"sqlite:///{path}") as any_store, any_store.engine.connect() as connection:
         pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
         assert path.exists()
-        assert store.dialect == "sqlite"
+        assert any_store.dialect == "sqlite"
         assert pragma("journal_mode") == "wal"
         assert pragma("synchronous") == 2  # FULL
         assert pragma("busy_timeout") == 5000
@@ -73,56 +73,56 @@ def test_postgresql_urls_use_psycopg(given: str, driver: str) -> None:
     assert normalize_url(given).drivername == driver
 
 
-def test_instants_come_back_aware_in_utc(store: Store, make) -> None:
-    sync_plan(store, [make("2025", T0)], T0, T0, T0)
-    [row] = list_deliveries(store)
+def test_instants_come_back_aware_in_utc(any_store: Store, make) -> None:
+    sync_plan(any_store, [make("2025", T0)], T0, T0, T0)
+    [row] = list_deliveries(any_store)
     assert row.due_at == T0
     assert row.due_at.tzinfo == timezone.utc
     assert row.created_at.tzinfo == timezone.utc
 
 
-def test_naive_datetimes_are_refused(store: Store, make) -> None:
+def test_naive_datetimes_are_refused(any_store: Store, make) -> None:
     naive = datetime(2025, 1, 27, 9, 30)
     with pytest.raises(ValueError, match="aware"):
         make("2025", naive)
     with pytest.raises(ValueError, match="aware"):
-        claim_due(store, naive, "w1")
-    with pytest.raises(StatementError, match="aware"), store.session() as session:
+        claim_due(any_store, naive, "w1")
+    with pytest.raises(StatementError, match="aware"), any_store.session() as session:
         session.add(KeyValue(key="ics-etag", value="x", updated_at=naive))
-    with store.session(readonly=True) as session:
+    with any_store.session(readonly=True) as session:
         assert session.scalars(select(KeyValue)).all() == []
 
 
-def test_session_rolls_back_on_error(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.session() as session:
+def test_session_rolls_back_on_error(any_store: Store) -> None:
+    with pytest.raises(RuntimeError), any_store.session() as session:
         session.add(KeyValue(key="k", value={"a": 1}, updated_at=T0))
         session.flush()
         raise RuntimeError("boom")
-    with store.session() as session:
+    with any_store.session() as session:
         assert session.get(KeyValue, "k") is None
         session.add(KeyValue(key="k", value={"a": 1}, updated_at=T0))
-    with store.session(readonly=True) as session:
+    with any_store.session(readonly=True) as session:
         assert session.get(KeyValue, "k").value == {"a": 1}
 
 
-def test_unique_delivery_key_is_enforced(store: Store, make) -> None:
-    sync_plan(store, [make("2025", T0)], T0, T0, T0)
-    with pytest.raises(Exception, match="(?i)unique"), store.session() as session:
+def test_unique_delivery_key_is_enforced(any_store: Store, make) -> None:
+    sync_plan(any_store, [make("2025", T0)], T0, T0, T0)
+    with pytest.raises(Exception, match="(?i)unique"), any_store.session() as session:
         row = {name: getattr(make("2025", T0), name) for name in ROW_FIELDS}
         session.add(Delivery(**row))
 
 
-def test_leader_lock_has_one_holder(store: Store) -> None:
+def test_leader_lock_has_one_holder(any_store: Store) -> None:
     name = f"daily-summary-{uuid.uuid4().hex}"
-    with try_leader_lock(store, name) as first, try_leader_lock(store, name) as second:
+    with try_leader_lock(any_store, name) as first, try_leader_lock(any_store, name) as second:
         assert first is True
         assert second is False  # on SQLite too: `run` and `send` are two processes on one file
-    with try_leader_lock(store, name) as again:
+    with try_leader_lock(any_store, name) as again:
         assert again is True
 
 
-def can_write_now(store: Store) -> bool:
-    other = store.engine.raw_connection()
+def can_write_now(any_store: Store) -> bool:
+    other = any_store.engine.raw_connection()
     try:
         other.execute("PRAGMA busy_timeout=0")
         other.execute("BEGIN IMMEDIATE")
@@ -136,16 +136,16 @@ def can_write_now(store: Store) -> bool:
 
 
 def test_sqlite_write_sessions_take_the_lock_up_front(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/bot.sqlite3")
-    with store.session(readonly=True) as session:
+    any_store = open_store(f"sqlite:///{tmp_path}/bot.sqlite3")
+    with any_store.session(readonly=True) as session:
         session.execute(text("SELECT 1"))
-        assert can_write_now(store)
-    with store.session() as session:
+        assert can_write_now(any_store)
+    with any_store.session() as session:
         # A transaction that reads first already holds the write lock, so it cannot fail
         # half-way with "database is locked" when it writes.
         session.execute(text("SELECT 1"))
-        assert not can_write_now(store)
-    store.close()
+        assert not can_write_now(any_store)
+    any_store.close()
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:
@@ -157,13 +157,13 @@ def test_head_revision_constant_matches_the_migrations() -> None:
 def test_0002_house_drops_the_addresses_stored_in_rows(store_url: str, make) -> None:
     """Rows written before 0002 carried the robot's key; after it, only the target's name is left."""
     from alembic import command
-    with open_store(store_url) as store:
-        sync_plan(store, [make("2025", T0)], T0, T0, T0)
-        with store._writer.begin() as connection:
+    with open_store(store_url) as any_store:
+        sync_plan(any_store, [make("2025", T0)], T0, T0, T0)
+        with any_store._writer.begin() as connection:
             command.downgrade(alembic_config(connection), "0001")
-        with store.session() as session:
+        with any_store.session() as session:
             session.execute(text("UPDATE deliveries SET recipients = :r"), {"r": '{"webhook_key": "secret-key"}'})
-    with open_store(store_url) as store:
-        assert current_revision(store) == head_revision()
-        assert "recipients" not in {c["name"] for c in inspect(store.engine).get_columns("deliveries")}
-        assert [row.target for row in list_deliveries(store)] == ["group-a"]
+    with open_store(store_url) as any_store:
+        assert current_revision(any_store) == head_revision()
+        assert "recipients" not in {c["name"] for c in inspect(any_store.engine).get_columns("deliveries")}
+        assert [row.target for row in list_deliveries(any_store)] == ["group-a"]

@@ -15,22 +15,22 @@ T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)
 DAY = timedelta(days=1)
 
 
-def claimed(store: Store, make, count: int, at: datetime = T0) -> list:  # type: ignore[no-untyped-def]
-    sync_plan(store, [make(f"n{i}", T0) for i in range(count)], T0 - DAY, T0 + DAY, T0 - DAY)
-    return claim_due(store, at, "w1", limit=count)
+def claimed(any_store: Store, make, count: int, at: datetime = T0) -> list:  # type: ignore[no-untyped-def]
+    sync_plan(any_store, [make(f"n{i}", T0) for i in range(count)], T0 - DAY, T0 + DAY, T0 - DAY)
+    return claim_due(any_store, at, "w1", limit=count)
 
 
-def test_one_transaction_records_each_kind_of_outcome(store: Store, make) -> None:
-    sent, retry, failed, unknown = claimed(store, make, 4)
+def test_one_transaction_records_each_kind_of_outcome(any_store: Store, make) -> None:
+    sent, retry, failed, unknown = claimed(any_store, make, 4)
     later = T0 + timedelta(seconds=5)
-    written = record_outcomes(store, [
+    written = record_outcomes(any_store, [
         AttemptOutcome(sent.id, 1, "sent", errcode=0, msgid="m1", response_code="rc1"),
         AttemptOutcome(retry.id, 1, "retry", "企业微信系统繁忙（-1）", -1, next_attempt_at=later + DAY),
         AttemptOutcome(failed.id, 1, "failed", "群机器人已被停用（93004）", 93004),
         AttemptOutcome(unknown.id, 1, "unknown", "请求企业微信超时"),
     ], later)
     assert written == [True, True, True, True]
-    rows = {row.id: get_delivery(store, row.id) for row in (sent, retry, failed, unknown)}
+    rows = {row.id: get_delivery(any_store, row.id) for row in (sent, retry, failed, unknown)}
     assert (rows[sent.id].status, rows[sent.id].msgid, rows[sent.id].response_code, rows[sent.id].sent_at) == (
         "sent", "m1", "rc1", later)
     assert (rows[retry.id].status, rows[retry.id].errcode, rows[retry.id].next_attempt_at) == ("retry", -1, later + DAY)
@@ -40,34 +40,34 @@ def test_one_transaction_records_each_kind_of_outcome(store: Store, make) -> Non
     assert all(rows[i].sent_at is None for i in (retry.id, failed.id, unknown.id))
 
 
-def test_a_stale_attempt_in_a_batch_is_refused_and_the_rest_written(store: Store, make) -> None:
-    first, other = claimed(store, make, 2)
-    [again] = claim_due(store, T0 + timedelta(minutes=2), "w2", limit=1)  # first's lease ran out: attempt 2
+def test_a_stale_attempt_in_a_batch_is_refused_and_the_rest_written(any_store: Store, make) -> None:
+    first, other = claimed(any_store, make, 2)
+    [again] = claim_due(any_store, T0 + timedelta(minutes=2), "w2", limit=1)  # first's lease ran out: attempt 2
     assert again.id == first.id
     late = T0 + timedelta(minutes=3)
-    written = record_outcomes(store, [AttemptOutcome(first.id, 1, "failed", "超时"),
+    written = record_outcomes(any_store, [AttemptOutcome(first.id, 1, "failed", "超时"),
                                       AttemptOutcome(other.id, 1, "sent")], late)
     assert written == [False, True]
-    assert (get_delivery(store, first.id).status, get_delivery(store, first.id).attempts) == ("sending", 2)
-    assert get_delivery(store, other.id).status == "sent"
+    assert (get_delivery(any_store, first.id).status, get_delivery(any_store, first.id).attempts) == ("sending", 2)
+    assert get_delivery(any_store, other.id).status == "sent"
     # Recorded once, an attempt cannot be recorded again, in a batch or on its own.
-    assert record_outcomes(store, [AttemptOutcome(other.id, 1, "failed"), AttemptOutcome(first.id, 2, "sent"),
+    assert record_outcomes(any_store, [AttemptOutcome(other.id, 1, "failed"), AttemptOutcome(first.id, 2, "sent"),
                                    AttemptOutcome(first.id, 2, "failed")], late) == [False, True, False]
-    assert get_delivery(store, first.id).status == "sent"
+    assert get_delivery(any_store, first.id).status == "sent"
 
 
-def test_only_a_sent_outcome_sets_sent_at_and_nothing_is_a_no_op(store: Store, make) -> None:
-    [row] = claimed(store, make, 1)
-    assert record_outcomes(store, [AttemptOutcome(row.id, 1, "unknown")], T0) == [True]
-    assert get_delivery(store, row.id).sent_at is None
-    assert record_outcomes(store, [], T0) == []
+def test_only_a_sent_outcome_sets_sent_at_and_nothing_is_a_no_op(any_store: Store, make) -> None:
+    [row] = claimed(any_store, make, 1)
+    assert record_outcomes(any_store, [AttemptOutcome(row.id, 1, "unknown")], T0) == [True]
+    assert get_delivery(any_store, row.id).sent_at is None
+    assert record_outcomes(any_store, [], T0) == []
 
 
-def test_many_rows_in_one_call(store: Store, make) -> None:
-    rows = claimed(store, make, 1200)  # more than one IN (...) chunk
-    written = record_outcomes(store, [AttemptOutcome(r.id, r.attempts, "sent") for r in rows], T0)
+def test_many_rows_in_one_call(any_store: Store, make) -> None:
+    rows = claimed(any_store, make, 1200)  # more than one IN (...) chunk
+    written = record_outcomes(any_store, [AttemptOutcome(r.id, r.attempts, "sent") for r in rows], T0)
     assert written == [True] * 1200
-    assert {get_delivery(store, r.id).status for r in rows[::97]} == {"sent"}
+    assert {get_delivery(any_store, r.id).status for r in rows[::97]} == {"sent"}
 
 
 def test_an_outcome_that_is_not_one_is_refused() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import ADMIN, READER, csrf_token, login, make_app, post
+from fakes import ADMIN, READER, csrf_token, login, make_app, post
 from flask import Flask
 from sqlalchemy import select
 

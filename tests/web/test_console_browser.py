@@ -14,7 +14,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from conftest import ADMIN, ROOT, make_app, make_runtime
+from fakes import ADMIN, ROOT, make_app, make_runtime
 from werkzeug.serving import make_server
 
 from bot.clock import BEIJING, FakeClock

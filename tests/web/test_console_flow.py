@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from conftest import ADMIN, csrf_token, login, make_app, post
+from fakes import ADMIN, csrf_token, login, make_app, post
 
 from bot.clock import BEIJING
 from bot.store.queries import list_deliveries

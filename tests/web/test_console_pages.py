@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 import openpyxl
 import pytest
-from conftest import make_app, make_runtime, post
+from fakes import make_app, make_runtime, post
 from sqlalchemy import select
 
 from bot.calendars.holiday_status import holiday_alert
@@ -211,7 +211,7 @@ def many_branches(text: str) -> str:
 def big_ledger(tmp_path, clock):
     rt = make_runtime(tmp_path, clock, many_branches)
     client = make_app(rt).test_client()
-    from conftest import ADMIN, login
+    from fakes import ADMIN, login
     login(client, *ADMIN)
     yield rt, client
     rt.close()
@@ -352,7 +352,7 @@ def test_audit_page_is_paginated(admin, runtime) -> None:
 def test_script_in_names_is_escaped(tmp_path, clock) -> None:
     rt = make_runtime(tmp_path, clock, lambda t: t.replace("name: 第一党支部", "name: 第一党支部<script>alert(1)</script>"))
     client = make_app(rt).test_client()
-    from conftest import ADMIN, login
+    from fakes import ADMIN, login
     login(client, *ADMIN)
     for path in ("/admin/ledger?year=2026", "/admin/calendars"):
         page = client.get(path).get_data(as_text=True)

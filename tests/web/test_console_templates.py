@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import csrf_token, post
+from fakes import csrf_token, post
 
 from bot.store.audit import recent
 from bot.store.template_versions import current_edits, history

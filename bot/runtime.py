@@ -6,13 +6,11 @@ that finds a broken file reports it and keeps the last good state in force.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,10 @@ import requests
 
 from bot.calendars.holidays import HolidayCalendar
 from bot.clock import Clock
-from bot.config import Settings, load_settings
+from bot.config import Settings
 from bot.errors import BotError
+from bot.inputs import Loaded, fingerprint, load_all
 from bot.plan import Plan, PlanInputs, PlanState, build_plan
-from bot.rules.announcements import Announcement, load_announcements
 from bot.store.confirmations import confirmed_item_branches
 from bot.store.db import Store, open_store
 from bot.store.outbox import SyncResult, sync_plan
@@ -36,78 +34,6 @@ log = logging.getLogger(__name__)
 
 # The scheduler cycles at least every 20 s; this long without one means it is stuck or dead.
 STALLED_AFTER = 120
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """One consistent, validated snapshot of config.yaml and schedules/."""
-
-    settings: Settings
-    calendar: HolidayCalendar
-    meetings: Any
-    studies: Any
-    announcements: tuple[Announcement, ...]
-    ics_texts: dict[str, str] = field(default_factory=dict)
-    ics_errors: tuple[str, ...] = ()
-
-    def plan_inputs(self, templates: TemplateLibrary | None = None) -> PlanInputs:
-        """What the plan reads; the shipped templates unless edited ones are given."""
-        return PlanInputs(settings=self.settings, calendar=self.calendar,
-                          templates=templates or TemplateLibrary(self.settings.path("messages")),
-                          meetings=self.meetings, ics_texts=self.ics_texts, studies=self.studies,
-                          announcements=self.announcements)
-
-
-def schedule_files(settings: Settings) -> list[Path]:
-    """The files whose change means a reload (config, schedules, messages)."""
-    files = [settings.source] if settings.source else []
-    for folder in (settings.path("schedules"), settings.path("messages")):
-        files += sorted(p for p in folder.rglob("*") if p.is_file())
-    return files
-
-
-def fingerprint(settings: Settings) -> str:
-    digest = hashlib.sha256()
-    for path in schedule_files(settings):
-        stat = path.stat()
-        digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size}".encode())
-    return digest.hexdigest()
-
-
-def load_all(config_path: str | Path | None, session: requests.Session | None = None) -> Loaded:
-    """Read and validate everything; raise BotError (naming file, line, fix) on the first problem."""
-    from bot.calendars.meeting_file import load_meetings
-    from bot.rules.studies import load_studies
-    settings = load_settings(config_path)
-    schedules = settings.path("schedules")
-    calendar = HolidayCalendar.load(schedules / "holidays")
-    meetings_file = schedules / "meetings.yaml"
-    meetings = load_meetings(meetings_file, schedules) if meetings_file.exists() else None
-    studies_file = schedules / "studies.yaml"
-    branch_ids = [b.id for b in settings.organisation.branches]
-    studies = load_studies(studies_file, branch_ids) if studies_file.exists() else None
-    announcements = tuple(load_announcements(schedules / "announcements.yaml", settings))
-    texts, errors = read_ics_sources(meetings, settings, session)
-    return Loaded(settings, calendar, meetings, studies, announcements, texts, tuple(errors))
-
-
-def read_ics_sources(meetings: Any, settings: Settings,
-                     session: requests.Session | None) -> tuple[dict[str, str], list[str]]:
-    """The text of every .ics source; a URL that fails keeps its last good copy (and is reported)."""
-    from bot.calendars.ics import fetch_ics
-    texts: dict[str, str] = {}
-    errors: list[str] = []
-    for source in getattr(meetings, "calendars", ()) or ():
-        name = source.source_name
-        if source.url:
-            result = fetch_ics(source.url, settings.path("data") / "ics-cache", session or requests.Session())
-            if result.error:
-                errors.append(result.error)
-            if result.text is not None:
-                texts[name] = result.text
-        else:
-            texts[name] = source.path.read_text(encoding="utf-8")
-    return texts, errors
 
 
 class Runtime:

@@ -10,18 +10,12 @@ knows (tools write "Asia/Beijing") are read as Beijing wall time, the zone they 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
 
 from bot.clock import BEIJING
 
@@ -52,13 +46,6 @@ class IcsEvent:
     video: str
     organizer: str            # the organiser's display name (CN), if any
     cancelled: bool
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    text: str | None          # the calendar to use: fresh, or the last good copy; None if never fetched
-    from_cache: bool
-    error: str | None         # Chinese, for the administrators; None when the fetch went well
 
 
 def parse_ics(text: str, source: str) -> icalendar.Calendar:
@@ -168,88 +155,6 @@ def _quoted_line(text: str, message: str) -> int | None:
     if not match:
         return None
     return next((n for n, line in _logical_lines(text) if match.group(1)[:40] in line), None)
-
-
-# --- fetching URLs -------------------------------------------------------------------------------
-
-
-def fetch_ics(url: str, cache_dir: Path, session: requests.Session, timeout: float = 10) -> FetchResult:
-    """Fetch a calendar URL conditionally; on any failure keep the last good copy and say why."""
-    cache = _Cache(Path(cache_dir), url)
-    cached_text, meta = cache.read()
-    headers = _conditional_headers(meta) if cached_text is not None else {}
-    try:
-        response = session.get(url, headers=headers, timeout=timeout)
-    except requests.RequestException as exc:
-        return _keep(cache, cached_text, f"无法连接（{type(exc).__name__}）")
-    if response.status_code == 304 and cached_text is not None:
-        return FetchResult(cached_text, True, None)
-    if response.status_code != 200:
-        return _keep(cache, cached_text, f"服务器返回 HTTP {response.status_code}")
-    return _accept(cache, cached_text, response)
-
-
-def _accept(cache: _Cache, cached_text: str | None, response: requests.Response) -> FetchResult:
-    if len(response.content) > MAX_BYTES:
-        return _keep(cache, cached_text, f"日历文件超过 {MAX_BYTES // 1_000_000} MB")
-    text = _decode(response.content)
-    try:
-        parse_ics(text, cache.shown_url)
-    except ScheduleError as exc:
-        return _keep(cache, cached_text, f"下载的内容不是有效的日历：{exc}")
-    cache.write(text, {"etag": response.headers.get("ETag"),
-                       "last_modified": response.headers.get("Last-Modified")})
-    log.info("已获取日历 %s（%d 字节）", cache.shown_url, len(response.content))
-    return FetchResult(text, False, None)
-
-
-def _keep(cache: _Cache, cached_text: str | None, reason: str) -> FetchResult:
-    kept = "继续使用上次成功获取的副本" if cached_text is not None else "此前没有成功获取过，该日历中的会议暂不提醒"
-    error = f"获取日历 {cache.shown_url} 失败：{reason}；{kept}。处理办法：检查日历地址和网络，或联系日历发布方"
-    log.warning("获取日历失败：%s（%s）", cache.shown_url, reason)
-    return FetchResult(cached_text, cached_text is not None, error)
-
-
-def _conditional_headers(meta: dict[str, str | None]) -> dict[str, str]:
-    pairs = (("If-None-Match", meta.get("etag")), ("If-Modified-Since", meta.get("last_modified")))
-    return {name: value for name, value in pairs if value}
-
-
-def _decode(content: bytes) -> str:
-    # RFC 5545 says UTF-8, but some Chinese tools still export GB18030 (GBK).
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return content.decode("gb18030", errors="replace")
-
-
-class _Cache:
-    """The last good copy of one URL and its validators, as two files named after the URL's hash."""
-
-    def __init__(self, directory: Path, url: str) -> None:
-        name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
-        self.text_path = directory / f"{name}.ics"
-        self.meta_path = directory / f"{name}.json"
-        self.shown_url = redact_url(url)
-
-    def read(self) -> tuple[str | None, dict[str, str | None]]:
-        try:
-            text = self.text_path.read_text(encoding="utf-8")
-            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None, {}
-        return text, meta
-
-    def write(self, text: str, meta: dict[str, str | None]) -> None:
-        self.text_path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(self.text_path, text)
-        _replace(self.meta_path, json.dumps(meta, ensure_ascii=False))
-
-
-def _replace(path: Path, text: str) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def redact_url(url: str) -> str:

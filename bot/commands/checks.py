@@ -10,8 +10,8 @@ from bot.calendars.holiday_status import holiday_alert
 from bot.clock import BEIJING
 from bot.config import Settings
 from bot.errors import BotError
+from bot.inputs import Loaded, load_all
 from bot.plan import build_plan
-from bot.runtime import Loaded, load_all
 from bot.templates.render import TemplateLibrary, validate_template
 from bot.templates.samples import sample_context
 

@@ -15,8 +15,9 @@ from bot.commands.common import EXIT_ERRORS, EXIT_OK, default_window, print_json
 from bot.commands.server import serve
 from bot.errors import BotError
 from bot.formatting import STATUS_LABELS, format_deliveries, format_plan, iso
+from bot.inputs import load_all
 from bot.plan import PlanState, build_plan
-from bot.runtime import Runtime, load_all
+from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

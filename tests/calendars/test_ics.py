@@ -16,11 +16,12 @@ import requests
 import yaml
 
 from bot.calendars.holidays import HolidayCalendar
-from bot.calendars.ics import fetch_ics, ics_events, parse_ics
+from bot.calendars.ics import ics_events, parse_ics
 from bot.calendars.meeting_file import load_meetings
 from bot.calendars.meetings import expand_meetings, read_ics_files
 from bot.clock import BEIJING
 from bot.errors import ScheduleError
+from bot.inputs import fetch_ics
 from bot.rules.meetings import AnnouncedMeeting, plan_meetings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,190 @@
+"""What the service reads: config.yaml, schedules/ and the meeting calendars (.ics files and URLs).
+
+THE place that reads files and fetches calendar URLs, so that calendars/ and rules/ stay pure. A
+calendar URL is fetched conditionally (ETag, Last-Modified); on any failure the last good copy is
+kept in data/ics-cache and the failure reported, never silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bot.calendars.holidays import HolidayCalendar
+from bot.calendars.ics import parse_ics, redact_url
+from bot.config import Settings, load_settings
+from bot.errors import ScheduleError
+from bot.plan import PlanInputs
+from bot.rules.announcements import Announcement, load_announcements
+from bot.templates.render import TemplateLibrary
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 5_000_000
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One consistent, validated snapshot of config.yaml and schedules/."""
+
+    settings: Settings
+    calendar: HolidayCalendar
+    meetings: Any
+    studies: Any
+    announcements: tuple[Announcement, ...]
+    ics_texts: dict[str, str] = field(default_factory=dict)
+    ics_errors: tuple[str, ...] = ()
+
+    def plan_inputs(self, templates: TemplateLibrary | None = None) -> PlanInputs:
+        """What the plan reads; the shipped templates unless edited ones are given."""
+        return PlanInputs(settings=self.settings, calendar=self.calendar,
+                          templates=templates or TemplateLibrary(self.settings.path("messages")),
+                          meetings=self.meetings, ics_texts=self.ics_texts, studies=self.studies,
+                          announcements=self.announcements)
+
+
+def schedule_files(settings: Settings) -> list[Path]:
+    """The files whose change means a reload (config, schedules, messages)."""
+    files = [settings.source] if settings.source else []
+    for folder in (settings.path("schedules"), settings.path("messages")):
+        files += sorted(p for p in folder.rglob("*") if p.is_file())
+    return files
+
+
+def fingerprint(settings: Settings) -> str:
+    digest = hashlib.sha256()
+    for path in schedule_files(settings):
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size}".encode())
+    return digest.hexdigest()
+
+
+def load_all(config_path: str | Path | None, session: requests.Session | None = None) -> Loaded:
+    """Read and validate everything; raise BotError (naming file, line, fix) on the first problem."""
+    from bot.calendars.meeting_file import load_meetings
+    from bot.rules.studies import load_studies
+    settings = load_settings(config_path)
+    schedules = settings.path("schedules")
+    calendar = HolidayCalendar.load(schedules / "holidays")
+    meetings_file = schedules / "meetings.yaml"
+    meetings = load_meetings(meetings_file, schedules) if meetings_file.exists() else None
+    studies_file = schedules / "studies.yaml"
+    branch_ids = [b.id for b in settings.organisation.branches]
+    studies = load_studies(studies_file, branch_ids) if studies_file.exists() else None
+    announcements = tuple(load_announcements(schedules / "announcements.yaml", settings))
+    texts, errors = read_ics_sources(meetings, settings, session)
+    return Loaded(settings, calendar, meetings, studies, announcements, texts, tuple(errors))
+
+
+def read_ics_sources(meetings: Any, settings: Settings,
+                     session: requests.Session | None) -> tuple[dict[str, str], list[str]]:
+    """The text of every .ics source; a URL that fails keeps its last good copy (and is reported)."""
+    texts: dict[str, str] = {}
+    errors: list[str] = []
+    for source in getattr(meetings, "calendars", ()) or ():
+        name = source.source_name
+        if source.url:
+            result = fetch_ics(source.url, settings.path("data") / "ics-cache", session or requests.Session())
+            if result.error:
+                errors.append(result.error)
+            if result.text is not None:
+                texts[name] = result.text
+        else:
+            texts[name] = source.path.read_text(encoding="utf-8")
+    return texts, errors
+
+
+# ---- calendar URLs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    text: str | None          # the calendar to use: fresh, or the last good copy; None if never fetched
+    from_cache: bool
+    error: str | None         # Chinese, for the administrators; None when the fetch went well
+
+
+def fetch_ics(url: str, cache_dir: Path, session: requests.Session, timeout: float = 10) -> FetchResult:
+    """Fetch a calendar URL conditionally; on any failure keep the last good copy and say why."""
+    cache = _Cache(Path(cache_dir), url)
+    cached_text, meta = cache.read()
+    headers = _conditional_headers(meta) if cached_text is not None else {}
+    try:
+        response = session.get(url, headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        return _keep(cache, cached_text, f"无法连接（{type(exc).__name__}）")
+    if response.status_code == 304 and cached_text is not None:
+        return FetchResult(cached_text, True, None)
+    if response.status_code != 200:
+        return _keep(cache, cached_text, f"服务器返回 HTTP {response.status_code}")
+    return _accept(cache, cached_text, response)
+
+
+def _accept(cache: _Cache, cached_text: str | None, response: requests.Response) -> FetchResult:
+    if len(response.content) > MAX_BYTES:
+        return _keep(cache, cached_text, f"日历文件超过 {MAX_BYTES // 1_000_000} MB")
+    text = _decode(response.content)
+    try:
+        parse_ics(text, cache.shown_url)
+    except ScheduleError as exc:
+        return _keep(cache, cached_text, f"下载的内容不是有效的日历：{exc}")
+    cache.write(text, {"etag": response.headers.get("ETag"),
+                       "last_modified": response.headers.get("Last-Modified")})
+    log.info("已获取日历 %s（%d 字节）", cache.shown_url, len(response.content))
+    return FetchResult(text, False, None)
+
+
+def _keep(cache: _Cache, cached_text: str | None, reason: str) -> FetchResult:
+    kept = "继续使用上次成功获取的副本" if cached_text is not None else "此前没有成功获取过，该日历中的会议暂不提醒"
+    error = f"获取日历 {cache.shown_url} 失败：{reason}；{kept}。处理办法：检查日历地址和网络，或联系日历发布方"
+    log.warning("获取日历失败：%s（%s）", cache.shown_url, reason)
+    return FetchResult(cached_text, cached_text is not None, error)
+
+
+def _conditional_headers(meta: dict[str, str | None]) -> dict[str, str]:
+    pairs = (("If-None-Match", meta.get("etag")), ("If-Modified-Since", meta.get("last_modified")))
+    return {name: value for name, value in pairs if value}
+
+
+def _decode(content: bytes) -> str:
+    # RFC 5545 says UTF-8, but some Chinese tools still export GB18030 (GBK).
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return content.decode("gb18030", errors="replace")
+
+
+class _Cache:
+    """The last good copy of one URL and its validators, as two files named after the URL's hash."""
+
+    def __init__(self, directory: Path, url: str) -> None:
+        name = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+        self.text_path = directory / f"{name}.ics"
+        self.meta_path = directory / f"{name}.json"
+        self.shown_url = redact_url(url)
+
+    def read(self) -> tuple[str | None, dict[str, str | None]]:
+        try:
+            text = self.text_path.read_text(encoding="utf-8")
+            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None, {}
+        return text, meta
+
+    def write(self, text: str, meta: dict[str, str | None]) -> None:
+        self.text_path.parent.mkdir(parents=True, exist_ok=True)
+        _replace(self.text_path, text)
+        _replace(self.meta_path, json.dumps(meta, ensure_ascii=False))
+
+
+def _replace(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

@@ -13,12 +13,11 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
-from fakes import AES_KEY, CORP, ROOT, TOKEN, at, demo_settings, item_yaml, schedule_of
-from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy import func, select
-from wechatpy.enterprise.crypto import WeChatCrypto
-from wecom_side import (
+from fakes import (
+    AES_KEY,
+    CORP,
+    ROOT,
+    TOKEN,
     VECTOR_CORP,
     VECTOR_ECHO,
     VECTOR_ENCRYPT,
@@ -29,10 +28,18 @@ from wecom_side import (
     VECTOR_TOKEN,
     Request,
     WeComSide,
+    at,
     card_click_xml,
+    demo_settings,
+    item_yaml,
+    schedule_of,
     signature,
     text_xml,
 )
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from wechatpy.enterprise.crypto import WeChatCrypto
 from werkzeug.serving import make_server
 
 import bot.simulator

@@ -1,4 +1,5 @@
-"""Fakes and builders shared by the tests: settings, deliveries, study schedules, a fake monotonic clock."""
+"""Fakes and builders shared by the tests: settings, deliveries, study schedules, a fake monotonic
+clock, the console's runtime and accounts, and WeCom's side of the callback scheme."""
 
 from __future__ import annotations
 

@@ -119,6 +119,20 @@ def test_there_is_no_import_cycle() -> None:
     assert cycles(import_graph()) == []
 
 
+CORE_PACKAGES = ("bot.calendars", "bot.rules", "bot.templates")
+CORE_MODULES = {"bot.plan", "bot.occurrence", "bot.config", "bot.yamlfile", "bot.clock", "bot.errors", "bot.formatting"}
+
+
+def _core(module: str) -> bool:
+    return module in CORE_MODULES or module.startswith(CORE_PACKAGES)
+
+
+def test_the_pure_core_imports_only_the_core() -> None:
+    """Calendars, rules, the plan and rendering never reach the store, the network or the runtime."""
+    outside = {m: sorted(d for d in deps if not _core(d)) for m, deps in import_graph().items() if _core(m)}
+    assert {m: deps for m, deps in outside.items() if deps} == {}
+
+
 def test_the_cycle_finder_finds_a_function_local_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

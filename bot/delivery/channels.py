@@ -8,12 +8,10 @@ only wires a delivery to them.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, Protocol, TextIO
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from bot.config import AppChatTarget, AppTarget, ConsoleTarget, RobotTarget, Settings
 from bot.formatting import target_title
@@ -21,7 +19,7 @@ from bot.store.queries import DeliveryRow
 from bot.wecom import api as wecom
 from bot.wecom.api import Outcome
 
-__all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "channel_for", "pooled_session", "recipients_of"]
+__all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "channel_for", "recipients_of"]
 
 
 class Channel(Protocol):
@@ -127,31 +125,3 @@ def recipients_of(target: RobotTarget | AppTarget | AppChatTarget) -> dict[str, 
         case AppChatTarget():
             return {"chatid": target.chatid}
     raise wecom.UnsupportedMessage(f"未知的推送对象类型 {type(target).__name__}")
-
-
-def pooled_session(session: requests.Session | None, settings: Settings, size: int) -> requests.Session:
-    """A session whose pool to WeCom holds a connection per worker (urllib3 keeps 10 by default)."""
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size)
-    if session is None:
-        session = requests.Session()
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        if settings.wecom is not None:
-            _read_environment_once(session, settings.wecom.api_base)
-    elif settings.wecom is not None:
-        session.mount(settings.wecom.api_base, adapter)
-    return session
-
-
-def _read_environment_once(session: requests.Session, api_base: str) -> None:
-    """Take the proxy and CA bundle for WeCom from the environment now, as requests would on each call.
-
-    requests reads them (and ~/.netrc) on every request: about a third of a send's CPU time.
-    """
-    session.proxies.update(requests.utils.get_environ_proxies(api_base))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    # Only for https: with a bundle path, requests stats it on every request (os.path.isdir),
-    # whatever the scheme; over plain http (the simulator) there is nothing to verify.
-    if bundle and api_base.lower().startswith("https://"):
-        session.verify = bundle
-    session.trust_env = False

@@ -33,7 +33,7 @@ import requests
 from bot.clock import Clock
 from bot.config import Settings
 from bot.delivery import alerts
-from bot.delivery.channels import RobotChannel, channel_for, pooled_session
+from bot.delivery.channels import RobotChannel, channel_for
 from bot.delivery.pacing import DEFERRED, LEASE_RAN_OUT, MEMBER_DEFERRED, Pacer
 from bot.errors import DeliveryError
 from bot.formatting import STATUS_LABELS, target_title
@@ -42,6 +42,7 @@ from bot.store.db import Store, try_leader_lock
 from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes
 from bot.store.queries import DeliveryRow, next_claimable_at
 from bot.wecom.api import Outcome, max_attempts_for
+from bot.wecom.http import pooled_session
 
 log = logging.getLogger(__name__)
 

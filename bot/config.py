@@ -181,6 +181,17 @@ class WeComSettings(Strict):
     callback: CallbackSettings
 
 
+class AibotSettings(Strict):
+    """The 智能机器人 in API mode over its long connection (wecom.md §11): no inbound address needed."""
+
+    bot_id: Annotated[str, Field(min_length=1)]
+    secret: SecretStr
+    ws_url: Annotated[str, Field(pattern=r"^wss?://")] = "wss://openws.work.weixin.qq.com"
+    heartbeat: timedelta = timedelta(seconds=30)  # a ping this often; two unanswered mean the link is dead
+
+    _durations = field_validator("heartbeat", mode="before")(parse_duration)
+
+
 class ServerSettings(Strict):
     listen: str = "127.0.0.1:8080"
     secret_key: SecretStr | None = None  # signs console sessions; generated and kept in data/ when absent
@@ -228,6 +239,7 @@ class Settings(Strict):
     database: DatabaseSettings = DatabaseSettings()
     paths: PathSettings = PathSettings()
     wecom: WeComSettings | None = None
+    aibot: AibotSettings | None = None
     server: ServerSettings = ServerSettings()
     source: Path | None = None  # the file these settings came from (set by the loader)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -53,7 +54,10 @@ def copy_project(dest: Path) -> Path:
     shutil.copytree(ROOT / "schedules", dest / "schedules")
     shutil.copytree(ROOT / "messages", dest / "messages")
     config = dest / "config.yaml"
-    shutil.copy(ROOT / "config.example.yaml", config)
+    # Without the demo's 智能机器人: its fixed port (9001) is the demo's, never a test's. Tests of the
+    # AI bot add the section back, pointing at a simulator on a free port (fakes.configure_aibot).
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    config.write_text(re.sub(r"(?ms)^aibot:.*?(?=^\S|\Z)", "", text), encoding="utf-8")
     return config
 
 

@@ -1,5 +1,6 @@
 """Fakes and builders shared by the tests: settings, deliveries, study schedules, a fake monotonic
-clock, the console's runtime and accounts, and WeCom's side of the callback scheme."""
+clock, the console's runtime and accounts, WeCom's side of the callback scheme, and a project whose
+智能机器人 points at the simulator's long connection."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from bot.simulator import SimulatorSettings
 from bot.store import outbox
 from bot.store.accounts import create_admin
 from bot.store.db import Store
+from bot.wecom.aibot import Timing
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_CORP, SECRET, AGENT = "wwtestcorp", "test-secret", 1000002
@@ -92,6 +94,19 @@ def delivery(target: str, settings: Settings, due_at: datetime, name: str = "spr
 
 def enqueue(store: Store, rows: list[PlannedMessage], now: datetime) -> None:
     outbox.enqueue(store, rows, now)
+
+AIBOT_ID, AIBOT_SECRET = "aib-test-0001", "aibot-secret-for-tests"
+# The AI bot's loop with short intervals in place of WeCom's 30 s: the same loop, only faster.
+FAST_AIBOT = Timing(heartbeat=0.25, missed=3, answer_within=3.0, backoff_first=0.05, backoff_max=0.25,
+                    lock_retry=0.1)
+
+
+def configure_aibot(project: Path, ws_url: str, database_url: str) -> None:
+    """Point a copied example config at the simulator's long connection and at this database."""
+    text = project.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^  url: sqlite:///data/wecom-reminder.db.*$", f"  url: {database_url}", text)
+    text += f"\naibot:\n  bot_id: {AIBOT_ID}\n  secret: {AIBOT_SECRET}\n  ws_url: {ws_url}\n"
+    project.write_text(text, encoding="utf-8")
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlparse
 
 from bot.clock import SystemClock
@@ -36,7 +37,17 @@ def simulator_settings(settings: Settings) -> SimulatorSettings:
         corp_id=wecom.corp_id, secret=wecom.secret.get_secret_value(), agent_id=wecom.agent_id,
         callback_token=wecom.callback.token.get_secret_value(),
         encoding_aes_key=wecom.callback.encoding_aes_key.get_secret_value(),
-        callback_url=f"http://{settings.server.listen}/wecom/callback", robots=robots, users=users)
+        callback_url=f"http://{settings.server.listen}/wecom/callback", robots=robots, users=users,
+        **_simulated_aibot(settings))
+
+
+def _simulated_aibot(settings: Settings) -> dict[str, Any]:
+    """The 智能机器人, when the config points it at this machine (the demo's ws://127.0.0.1:9001)."""
+    aibot = settings.aibot
+    parsed = urlparse(aibot.ws_url) if aibot else None
+    if aibot is None or parsed is None or parsed.hostname not in ("127.0.0.1", "localhost"):
+        return {}
+    return {"aibot_bots": {aibot.bot_id: aibot.secret.get_secret_value()}, "aibot_port": parsed.port or 0}
 
 
 def simulator_address(settings: Settings) -> tuple[str, int]:
@@ -111,7 +122,8 @@ DEMO_BANNER = """
  wecom-reminder 演示已启动（配置：{config}）
  企业微信模拟器：{sim}
    打开后可看到各支部群收到的消息；进入支部书记（如 张伟）的会话，
-   回复“已学习”即可确认学习，并看到应用的自动回复。
+   回复“已学习”即可确认学习，并看到应用的自动回复；也可进入支部群页面，
+   以书记身份 @机器人 发送“已学习”（需配置 aibot，示例配置已配好）。
  管理后台：http://{listen}/admin
    先另开终端运行：{command} --config {config} admin create 管理员
  按 Ctrl+C 停止。

@@ -14,6 +14,7 @@ from flask import Flask, jsonify
 from waitress import create_server
 
 from bot.inbox.callback import callback_blueprint
+from bot.inbox.group_bot import RunningGroupBot
 from bot.runtime import Runtime
 from bot.scheduler import Service
 from bot.web import create_console
@@ -80,8 +81,11 @@ def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
     server = create_server(app, host=settings.server.host, port=settings.server.port,
                            threads=HTTP_THREADS, ident="wecom-reminder")
     service = Service(runtime)
+    group_bot = None
     try:
         service.start()
+        if settings.aibot is not None:  # the 智能机器人's long connection: confirmations in groups
+            group_bot = RunningGroupBot(runtime).start()
         # The HTTP server runs beside the main thread, which only waits: a signal that arrives
         # during start-up or at any later moment is handled the same way.
         web = threading.Thread(target=server.run, name="http", daemon=True)
@@ -94,6 +98,8 @@ def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
         log.info("正在停止……")
     finally:
         server.close()
+        if group_bot is not None:
+            group_bot.stop()
         close_app(app)
         service.stop()
         runtime.close()

@@ -86,7 +86,7 @@ class CallbackBlueprint(Blueprint):
 
     def __init__(self, ctx: CallbackContext, answer_within: float = ANSWER_WITHIN) -> None:
         super().__init__("wecom_callback", __name__)
-        self.writer = InboxWriter(ctx.store, _answerer(ctx))
+        self.writer = InboxWriter(ctx.store, answerer(ctx))
         self.answer_within = answer_within
 
     def close(self) -> None:
@@ -195,7 +195,7 @@ def _record_and_answer(ctx: CallbackContext, blueprint: CallbackBlueprint, inbou
     except NotRecorded as exc:
         raise Refused(503, "暂时无法处理，请稍后重试") from exc
     if recorded.outcome is not None:
-        _after(ctx, inbound, recorded.outcome)
+        after_answer(ctx, inbound, recorded.outcome)
     return recorded.reply, recorded.fresh
 
 
@@ -209,7 +209,7 @@ def answer_late(ctx: CallbackContext, inbound: Inbound, done: Future[Recorded]) 
         return
     recorded = done.result()
     if recorded.outcome is not None:
-        _after(ctx, inbound, recorded.outcome)
+        after_answer(ctx, inbound, recorded.outcome)
     # The responder knew the sender's branch; a sender who is no secretary has no target to reply to.
     outcome = recorded.outcome
     branch = settings.branch(outcome.branch) if outcome is not None and outcome.branch else None
@@ -224,8 +224,9 @@ def answer_late(ctx: CallbackContext, inbound: Inbound, done: Future[Recorded]) 
         ctx.request_replan()  # wakes the dispatcher
 
 
-def _answerer(ctx: CallbackContext) -> PrepareAnswer:
-    """Per batch: the settings, schedule and templates in force, and one responder for them all."""
+def answerer(ctx: CallbackContext) -> PrepareAnswer:
+    """Per batch (also the AI bot's, bot.inbox.group_bot): the settings, schedule and templates in force,
+    and one responder for them all."""
     def prepare(session: Session, batch: Sequence[Inbound]) -> Answer:
         responder = Responder(session, ctx.settings(), ctx.studies(), ctx.templates())
         responder.preload(i.user for i in batch if i.get("MsgType") == "text" or i.is_card_click)
@@ -246,7 +247,7 @@ def _answer(responder: Responder, inbound: Inbound, now: datetime) -> Outcome | 
     return None  # other messages and events are recorded, not answered
 
 
-def _after(ctx: CallbackContext, inbound: Inbound, outcome: Outcome) -> None:
+def after_answer(ctx: CallbackContext, inbound: Inbound, outcome: Outcome) -> None:
     if outcome.created or outcome.reply == FALLBACK_REPLY:
         ctx.after_response(ctx.request_replan)
     if not outcome.confirmed:

@@ -44,6 +44,7 @@ class Inbound:
 
     fields: dict[str, str]
     raw: str
+    key: str = ""  # the AI bot's own dedupe key; app callbacks derive theirs from the fields
 
     def get(self, name: str) -> str:
         return self.fields.get(name, "")
@@ -59,6 +60,8 @@ class Inbound:
 
     @property
     def dedupe_key(self) -> str:
+        if self.key:
+            return self.key
         if self.get("MsgId"):
             return f"msg:{self.get('MsgId')}"
         parts = (self.user, self.get("CreateTime"), self.get("Event"), self.get("TaskId"), self.get("EventKey"))

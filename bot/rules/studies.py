@@ -307,8 +307,7 @@ def _prompts(item: StudyItem, branch: Branch, settings: Settings, context: dict[
     nominal = item.publish_at.astimezone(BEIJING)
     if publish != nominal:
         reason += f"（原定发布日 {cn_date(nominal)} 为休息日，顺延至下一个工作日 {cn_date(publish)}）"
-    card = {"title": "学习提醒", "description": f"{item.title}，请于{cn_datetime(item.deadline)}前完成学习",
-            "button_text": "已完成学习", "button_key": f"confirm:{item.id}"}
+    card = prompt_card(item)
     template = settings.studies.prompt_template
     yield Occurrence(RULE, "study_prompt", f"{item.id}@prompt:{branch.id}", publish, (branch.secretary_target,),
                      template, context, reason, item.id, provisional, {"branch": branch.id, "card": card})
@@ -316,6 +315,12 @@ def _prompts(item: StudyItem, branch: Branch, settings: Settings, context: dict[
         yield Occurrence(RULE, "study_prompt", f"{item.id}@group:{branch.id}", publish, (branch.group,),
                          template, context, f"{item.title}发布，通知{branch.name}群", item.id, provisional,
                          {"branch": branch.id})
+
+
+def prompt_card(item: StudyItem) -> dict[str, str]:
+    """The study prompt's button card (app message, or the AI bot's card in a branch group)."""
+    return {"title": "学习提醒", "description": f"{item.title}，请于{cn_datetime(item.deadline)}前完成学习",
+            "button_text": "已完成学习", "button_key": f"confirm:{item.id}"}
 
 
 def _nudges(item: StudyItem, branch: Branch, settings: Settings, context: dict[str, Any], publish: datetime,

@@ -16,6 +16,7 @@ from waitress.wasyncore import close_all
 from werkzeug.serving import WSGIRequestHandler
 
 from bot.simulator import app_api, appchat, robot
+from bot.simulator.aibot_ws import AibotServer
 from bot.simulator.callback_sender import CallbackSender, card_event_xml, replace_name, text_message_xml
 from bot.simulator.pages import register_pages
 from bot.simulator.state import (
@@ -75,6 +76,7 @@ class Simulator:
         self.wall_clock = wall_clock
         self.world = World(settings, clock)
         self.sender = CallbackSender(settings, wall_clock)
+        self.aibot = AibotServer(settings.aibot_bots) if settings.aibot_bots else None
         self.url = ""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -91,9 +93,13 @@ class Simulator:
         self._thread = threading.Thread(target=server.run, name="wecom-simulator", daemon=True)
         self._thread.start()
         self.url = f"http://{host}:{server.effective_port}"
+        if self.aibot is not None:
+            self.aibot.start(host, self.settings.aibot_port)
         return self.url
 
     def stop(self) -> None:
+        if self.aibot is not None:
+            self.aibot.stop()
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
         if server is None or thread is None:
@@ -270,6 +276,8 @@ def serve_simulator(settings: SimulatorSettings, host: str, port: int) -> None:
 
     simulator = Simulator(settings)
     simulator.url = f"http://{host}:{port}"
+    if simulator.aibot is not None:
+        log.info("智能机器人长连接：%s", simulator.aibot.start(host, settings.aibot_port))
     log.info("企业微信模拟器：http://%s:%d", host, port)
     waitress.serve(simulator.app, host=host, port=port, threads=8)
 

@@ -36,14 +36,33 @@ def register_pages(app: Flask, sim: Simulator) -> None:
     @app.get("/")
     def index() -> str:
         return render_template("index.html", groups=group_rows(sim), users=user_rows(sim),
-                               chats=sorted(sim.world.chats.values(), key=lambda c: c["chatid"]))
+                               chats=sorted(sim.world.chats.values(), key=lambda c: c["chatid"]),
+                               aibot=sim.aibot, aibot_connected=sim.aibot is not None and sim.aibot.connected())
 
     @app.get("/group/<ref>")
     def group(ref: str) -> str:
         key = find_group_key(sim, ref)
-        return render_template("group.html", name=sim.world.robots[key], masked=mask_key(key),
-                               messages=sim.group_messages(key), markdown_types=MARKDOWN_TYPES,
-                               sender="群机器人")
+        viewer = request.args.get("as") or next(iter(sim.settings.users), "")
+        messages = sorted(sim.group_messages(key) + aibot_entries(sim, aibot_chatid(key), viewer),
+                          key=lambda m: m["time"])
+        return render_template("group.html", name=sim.world.robots[key], masked=mask_key(key), ref=ref,
+                               messages=messages, markdown_types=MARKDOWN_TYPES, sender="群机器人",
+                               aibot=sim.aibot is not None, users=sim.settings.users, viewer=viewer)
+
+    @app.post("/group/<ref>/mention")
+    def mention(ref: str) -> Response:
+        key, userid = find_group_key(sim, ref), request.form.get("userid", "")
+        text = request.form.get("text", "").strip()[:REPLY_MAX]
+        if sim.aibot is not None and text and userid in sim.settings.users:
+            sim.aibot.mention(aibot_chatid(key), userid, text)
+        return redirect(url_for("group", ref=ref, **{"as": userid}))
+
+    @app.post("/group/<ref>/click")
+    def group_click(ref: str) -> Response:
+        key, userid = find_group_key(sim, ref), request.form.get("userid", "")
+        if sim.aibot is not None and userid in sim.settings.users:
+            sim.aibot.click(aibot_chatid(key), userid, request.form.get("task_id", ""), request.form.get("key", ""))
+        return redirect(url_for("group", ref=ref, **{"as": userid}))
 
     @app.get("/chat/<chatid>")
     def chat(chatid: str) -> str:
@@ -75,6 +94,30 @@ def register_pages(app: Flask, sim: Simulator) -> None:
             except LookupError:
                 abort(404)
         return redirect(url_for("user", userid=userid))
+
+
+def aibot_chatid(key: str) -> str:
+    """The group's chatid as the 智能机器人 sees it (opaque, derived from the robot key)."""
+    return "wrc" + group_id(key)
+
+
+def aibot_entries(sim: Simulator, chatid: str, viewer: str) -> list[dict[str, Any]]:
+    """The group's @机器人 messages, the bot's answers and pushed cards (as ``viewer`` sees them)."""
+    if sim.aibot is None:
+        return []
+    entries = []
+    for e in sim.aibot.transcript(chatid):
+        if e["kind"] == "user":
+            shown = {"sender": sim.settings.users.get(e["userid"], e["userid"]), "msgtype": "text",
+                     "text": {"content": e["text"]}, "mine": True}
+        elif e["kind"] == "bot":
+            shown = {"sender": "智能机器人", "msgtype": "markdown", "markdown": {"content": e["text"]}}
+        else:
+            card = e.get("seen_by", {}).get(viewer) or e.get("card")
+            shown = {"sender": "智能机器人", "msgtype": e["msgtype"], e["msgtype"]: e["body"].get(e["msgtype"]),
+                     "template_card": card, "task_id": e.get("task_id"), "answered": viewer in e.get("seen_by", {})}
+        entries.append({**shown, "time": e["time"]})
+    return entries
 
 
 def find_group_key(sim: Simulator, ref: str) -> str:

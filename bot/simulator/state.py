@@ -84,6 +84,8 @@ class SimulatorSettings:
     member_limit_per_minute: int = 30
     member_limit_per_hour: int = 1000
     appchat_member_limit_per_minute: int = 200
+    aibot_bots: dict[str, str] = field(default_factory=dict)  # 智能机器人 bot_id → secret (long connection)
+    aibot_port: int = 0                 # the long connection's port (0: any free one)
 
 
 @dataclass(frozen=True)

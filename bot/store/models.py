@@ -215,3 +215,31 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONType, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+class AibotChat(Base):
+    """A conversation the AI bot learnt from a callback (WeCom tells a group's chatid no other way)."""
+
+    __tablename__ = "aibot_chats"
+
+    chatid: Mapped[str] = mapped_column(String(200), primary_key=True)
+    chat_type: Mapped[str] = mapped_column(String(16))
+    first_user: Mapped[str] = mapped_column(String(200))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    branch: Mapped[str | None] = mapped_column(String(200))
+    bound_by: Mapped[str | None] = mapped_column(String(200))
+    bound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AibotCard(Base):
+    """A study card pushed to a branch group through the AI bot: at most one per (chat, item)."""
+
+    __tablename__ = "aibot_cards"
+    __table_args__ = (UniqueConstraint("chatid", "item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chatid: Mapped[str] = mapped_column(String(200))
+    item: Mapped[str] = mapped_column(String(200))
+    task_id: Mapped[str] = mapped_column(String(128), unique=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    errcode: Mapped[int | None] = mapped_column(Integer)

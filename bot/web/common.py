@@ -56,13 +56,15 @@ def notice(message: str, category: str = "info") -> None:
 
 
 def secret_values(current: Settings) -> list[str]:
-    """Every secret the configuration holds (robot keys, app secret, callback token and key)."""
+    """Every secret the configuration holds (robot keys, app secret, callback token and key, AI bot secret)."""
     found = [t.key.get_secret_value() for t in current.targets.values() if hasattr(t, "key")]
     if current.wecom is not None:
         found += [current.wecom.secret.get_secret_value(), current.wecom.callback.token.get_secret_value(),
                   current.wecom.callback.encoding_aes_key.get_secret_value()]
     if current.server.secret_key is not None:
         found.append(current.server.secret_key.get_secret_value())
+    if current.aibot is not None:
+        found.append(current.aibot.secret.get_secret_value())
     return [s for s in found if len(s) >= 6]
 
 

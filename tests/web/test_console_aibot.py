@@ -8,6 +8,7 @@ from flask.testing import FlaskClient
 from bot.runtime import Runtime
 from bot.store.aibot import bound_chats, learn_chat
 from bot.store.audit import recent
+from bot.web.common import secret_values
 
 CHAT = "wrcLearntGroup01"
 
@@ -23,6 +24,12 @@ def test_the_page_lists_learnt_groups_and_who_spoke_first(admin: FlaskClient, ru
     learn(runtime, userid="lina")  # a later message changes nothing
     page = admin.get("/admin/aibot").get_data(as_text=True)
     assert CHAT in page and "张伟（第一党支部书记）" in page and "李娜" not in page and "未绑定" in page
+
+
+def test_the_ai_bot_secret_is_one_the_console_masks(runtime: Runtime) -> None:
+    aibot = runtime.settings().aibot
+    assert aibot is not None and aibot.secret.get_secret_value() in secret_values(runtime.settings())
+    assert aibot.secret.get_secret_value() not in repr(runtime.settings())
 
 
 def test_an_administrator_binds_a_learnt_group_and_it_is_audited(admin: FlaskClient, runtime: Runtime) -> None:

@@ -66,7 +66,8 @@ def sim_settings(robots: int = 30, **overrides: Any) -> SimulatorSettings:
     return SimulatorSettings(**{**fields, **overrides})
 
 
-def make_settings(api_base: str | None, robots: int = 30, admin: str | None = "admin", **delivery: Any) -> Settings:
+def make_settings(api_base: str | None, robots: int = 30, admin: str | None = "admin", agent_id: int = AGENT,
+                  **delivery: Any) -> Settings:
     targets: dict[str, Any] = {f"g{i}": {"type": "robot", "title": f"第{i}群", "key": robot_key(i)}
                                for i in range(robots)}
     targets["office"] = {"type": "app", "title": "党办", "users": ["zhangwei", "lina"]}
@@ -78,7 +79,7 @@ def make_settings(api_base: str | None, robots: int = 30, admin: str | None = "a
         "paths": {"messages": str(ROOT / "messages")},
     }
     if api_base:
-        data["wecom"] = {"api_base": api_base, "corp_id": SIM_CORP, "agent_id": AGENT, "secret": SECRET,
+        data["wecom"] = {"api_base": api_base, "corp_id": SIM_CORP, "agent_id": agent_id, "secret": SECRET,
                          "callback": {"token": "tok", "encoding_aes_key": SIM_AES_KEY}}
     return Settings.model_validate(data)
 

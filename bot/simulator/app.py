@@ -15,7 +15,7 @@ from waitress.server import BaseWSGIServer
 from waitress.wasyncore import close_all
 from werkzeug.serving import WSGIRequestHandler
 
-from bot.simulator import app_api, appchat, robot
+from bot.simulator import app_api, appchat, robot, tenant
 from bot.simulator.aibot_ws import AibotServer
 from bot.simulator.callback_sender import CallbackSender, card_event_xml, replace_name, text_message_xml
 from bot.simulator.pages import register_pages
@@ -43,6 +43,8 @@ API: dict[tuple[str, str], Handler] = {
     ("POST", "/cgi-bin/appchat/update"): appchat.update,
     ("GET", "/cgi-bin/appchat/get"): appchat.get,
     ("POST", "/cgi-bin/appchat/send"): appchat.send,
+    ("GET", "/cgi-bin/agent/get"): tenant.agent_get,
+    ("GET", "/cgi-bin/user/get"): tenant.user_get,
 }
 MALFORMED_BODY = b'{"errcode":0,"errm'
 
@@ -127,6 +129,7 @@ class Simulator:
             return self._faulty_answer(path, call, fault)
         with self.world.lock:
             try:
+                self.world.tenant.gate(path, call)
                 answer = handler(self.world, call)
             except ApiError as error:
                 answer = error_answer(error, call.ip)
@@ -228,6 +231,15 @@ class Simulator:
     def remove_robot(self, key: str) -> None:
         with self.world.lock:
             self.world.robots.pop(key, None)
+
+    def play_tenant(self, **switches: Any) -> None:
+        """Play an unconfigured tenant: ``untrusted_ip``, ``no_callback``, ``too_long``, ``agent_mismatch``
+        (booleans), ``hidden_users`` and ``forbidden`` (sets); see bot.simulator.tenant."""
+        with self.world.lock:
+            for name, value in switches.items():
+                if not hasattr(self.world.tenant, name):
+                    raise TypeError(f"unknown tenant switch {name!r}")
+                setattr(self.world.tenant, name, set(value) if isinstance(value, (list, set, tuple)) else value)
 
     # callbacks to the bot -----------------------------------------------------------------
 

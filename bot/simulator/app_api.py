@@ -43,12 +43,15 @@ def message_send(world: World, call: Call) -> dict[str, Any]:
     msgtype = body.get("msgtype")
     if msgtype not in APP_MSGTYPES or not isinstance(body.get(msgtype), dict):
         raise ApiError(40008)
+    world.tenant.check_length(msgtype)
     payload = validate_app_payload(msgtype, dict(body[msgtype]))
     users, answer = resolve_recipients(world, body)
     duplicate = find_duplicate(world, body)
     if duplicate is not None:
         world.drop("/cgi-bin/message/send", "duplicate", msgid=duplicate["msgid"])
         return duplicate
+    if msgtype == "template_card":
+        check_task_id(world, payload)
     answer["msgid"] = world.new_id()
     if msgtype == "template_card" and wants_response_code(payload):
         answer["response_code"] = issue_response_code(world, answer["msgid"], users)
@@ -80,7 +83,17 @@ def check_card(card: dict[str, Any]) -> None:
         raise ApiError(40058, "template_card.card_type invalid")  # unconfirmed errcode
     task_id = card.get("task_id")
     if card_type in INTERACTIVE_CARDS and not (isinstance(task_id, str) and TASK_ID.fullmatch(task_id)):
-        raise ApiError(40058, "template_card.task_id invalid")  # unconfirmed errcode
+        raise ApiError(42014)
+
+
+def check_task_id(world: World, card: dict[str, Any]) -> None:
+    """43012 without a callback URL; 42014 for a task_id this app used before (unique forever)."""
+    world.tenant.check_card(card.get("card_type"), INTERACTIVE_CARDS)
+    task_id = card.get("task_id")
+    if card.get("card_type") in INTERACTIVE_CARDS:
+        if task_id in world.task_ids:
+            raise ApiError(42014)
+        world.task_ids.add(task_id)
 
 
 def wants_response_code(card: dict[str, Any]) -> bool:
@@ -95,7 +108,7 @@ def split_ids(value: Any) -> list[str]:
 
 def resolve_recipients(world: World, body: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """Known userids to deliver to, and the answer listing the invalid ones (81013 when nobody is left)."""
-    known = world.settings.users
+    known = {u: n for u, n in world.settings.users.items() if u not in world.tenant.hidden_users}
     touser, parties, tags = split_ids(body.get("touser")), split_ids(body.get("toparty")), split_ids(body.get("totag"))
     if "@all" in touser:
         users, invalid_users, invalid_parties, tags = list(known), [], [], []

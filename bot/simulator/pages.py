@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 
 MARKDOWN_TYPES = ("markdown", "markdown_v2")
 REPLY_MAX = 2048
+TENANT_LABELS = {
+    "untrusted_ip": "服务器 IP 不在企业可信IP 中（60020）",
+    "no_callback": "应用未设置接收消息回调，带按钮的卡片发不出（43012）",
+    "too_long": "消息一律按超长拒收（40058）",
+    "agent_mismatch": "AgentId 与 Secret 不属于同一应用（301002）",
+}
 
 
 def group_id(key: str) -> str:
@@ -37,7 +43,18 @@ def register_pages(app: Flask, sim: Simulator) -> None:
     def index() -> str:
         return render_template("index.html", groups=group_rows(sim), users=user_rows(sim),
                                chats=sorted(sim.world.chats.values(), key=lambda c: c["chatid"]),
-                               aibot=sim.aibot, aibot_connected=sim.aibot is not None and sim.aibot.connected())
+                               aibot=sim.aibot, aibot_connected=sim.aibot is not None and sim.aibot.connected(),
+                               tenant=sim.world.tenant.switches(), switch_labels=TENANT_LABELS)
+
+    @app.post("/tenant")
+    def tenant() -> Response:
+        """Play an unconfigured tenant, so a demo shows what an administrator would see."""
+        chosen = {name: name in request.form for name in TENANT_LABELS}
+        hidden = {u for u in sim.settings.users if f"hidden:{u}" in request.form}
+        sim.play_tenant(**chosen, hidden_users=hidden)
+        for ref in request.form.getlist("remove"):
+            sim.remove_robot(find_group_key(sim, ref))
+        return redirect(url_for("index"))
 
     @app.get("/group/<ref>")
     def group(ref: str) -> str:
@@ -139,7 +156,8 @@ def group_rows(sim: Simulator) -> list[dict[str, Any]]:
 
 def user_rows(sim: Simulator) -> list[dict[str, Any]]:
     with sim.world.lock:
-        return [{"userid": userid, "name": name, "count": len(sim.world.user_messages.get(userid, []))}
+        return [{"userid": userid, "name": name, "count": len(sim.world.user_messages.get(userid, [])),
+                 "hidden": userid in sim.world.tenant.hidden_users}
                 for userid, name in sim.settings.users.items()]
 
 

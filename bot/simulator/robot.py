@@ -34,6 +34,8 @@ def webhook_send(world: World, call: Call) -> dict[str, Any]:
     msgtype = body.get("msgtype")
     if msgtype not in ROBOT_MSGTYPES or not isinstance(body.get(msgtype), dict):
         raise ApiError(40008)
+    if msgtype in CONTENT_LIMITS:
+        world.tenant.check_length(msgtype)
     payload = validate_robot_payload(world, key, msgtype, dict(body[msgtype]))
     now = world.clock()
     settings = world.settings

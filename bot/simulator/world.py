@@ -15,6 +15,7 @@ from typing import Any
 from werkzeug.datastructures import FileStorage
 
 from bot.simulator.state import ApiError, Fault, RecordedRequest, SimulatorSettings, SlidingWindows
+from bot.simulator.tenant import Tenant
 
 
 @dataclass
@@ -45,6 +46,8 @@ class World:
         self.recorded: list[RecordedRequest] = []
         self.dropped: list[dict[str, Any]] = []
         self.faults: dict[str, list[Fault]] = defaultdict(list)
+        self.tenant = Tenant()
+        self.task_ids: set[str] = set()  # task_id is unique per app, forever (42014)
         # group robots
         self.robots: dict[str, str] = dict(settings.robots)
         self.disabled_robots: set[str] = set()

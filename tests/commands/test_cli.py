@@ -125,6 +125,15 @@ def test_send_fails_loudly_for_a_removed_robot(project: Path, simulator: Simulat
     assert "第二党支部群：发送失败" in out and "93000" in out
 
 
+def test_send_to_an_app_behind_an_untrusted_ip_stops_at_once_and_names_the_ip(
+        project: Path, simulator: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    simulator.inject("/cgi-bin/message/send", errcode=60020, times=-1)  # every app send, forever
+    assert main(["--config", str(project), "send", "--template", "holiday_integrity", "--to", "office"]) == 2
+    out = capsys.readouterr().out
+    assert "党办纪检工作人员：发送失败" in out and "企业可信IP" in out and "127.0.0.1" in out
+    assert 1 <= len(simulator.requests("/cgi-bin/message/send")) <= 2
+
+
 def test_send_beside_another_dispatching_process_waits_its_turn(project: Path, simulator: Simulator,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """`run` in the middle of a pass holds the database's dispatch lock: `send` queues its message,

@@ -572,3 +572,31 @@ def test_user_page_reply_box_reaches_the_bot_and_shows_the_answer(receiver: Rece
     assert "收到：已学习&lt;b&gt;" in page and "春节廉洁学习" in page
     assert '<span class="btn done">已完成</span>' in page
     assert client.get("/user/nobody").status_code == 404
+
+
+# an unconfigured tenant, switched from the page -----------------------------------------
+
+
+def test_the_page_switches_an_unconfigured_tenant(clock: FakeMonotonic) -> None:
+    simulator = Simulator(make_settings(), clock)
+    client = simulator.app.test_client()
+    assert "企业可信IP" in client.get("/").get_data(as_text=True)
+    client.post("/tenant", data={"untrusted_ip": "on", "hidden:lisi": "on"})
+    token = client.get("/cgi-bin/gettoken", query_string={"corpid": CORP, "corpsecret": "s3cret"}).json
+    assert token["errcode"] == 0  # gettoken still works from an untrusted IP
+    answer = client.post(SEND, query_string={"access_token": token["access_token"]}, json=app_text("zhangsan")).json
+    assert answer["errcode"] == 60020 and "from ip: " in answer["errmsg"]
+    client.post("/tenant", data={"hidden:lisi": "on"})  # trusted again; lisi still hidden
+    agent = client.get("/cgi-bin/agent/get", query_string={"access_token": token["access_token"],
+                                                            "agentid": 1000002}).json
+    assert [u["userid"] for u in agent["allow_userinfos"]["user"]] == ["zhangsan", "wangwu"]
+    answer = client.post(SEND, query_string={"access_token": token["access_token"]}, json=app_text("lisi")).json
+    assert answer["errcode"] == 81013
+
+
+def test_the_page_removes_a_robot(clock: FakeMonotonic) -> None:
+    simulator = Simulator(make_settings(), clock)
+    client = simulator.app.test_client()
+    from bot.simulator.pages import group_id
+    client.post("/tenant", data={"remove": group_id(KEY_A)})
+    assert client.post(WEBHOOK, query_string={"key": KEY_A}, json=text("在吗")).json["errcode"] == 93000

@@ -11,7 +11,7 @@ import requests
 from wechatpy.exceptions import WeChatClientException
 
 from bot.wecom import api as wecom
-from bot.wecom.api import Outcome, classify
+from bot.wecom.api import classify
 
 # wecom.md §7, each with the outcome the table asks for.
 SECTION_7 = {
@@ -22,7 +22,11 @@ SECTION_7 = {
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-@pytest.mark.parametrize("errcode", sorted({*SECTION_7, *wecom.PERMANENT, *wecom.TRANSIENT}))
+# Issue 10: the errors a first deployment meets; retrying cannot cure any of them.
+FIRST_DAY = (60020, 43012, 42014, 40056, 301002, 48002, 81013, 93000, 40058)
+
+
+@pytest.mark.parametrize("errcode", sorted({*SECTION_7, *wecom.PERMANENT, *wecom.TRANSIENT, *wecom.CONFIGURATION}))
 def test_every_handled_errcode_maps_to_an_outcome_with_a_chinese_reason(errcode: int) -> None:
     outcome = classify(errcode, 200, None)
     assert outcome.status == SECTION_7.get(errcode, outcome.status)
@@ -34,11 +38,25 @@ def test_every_handled_errcode_maps_to_an_outcome_with_a_chinese_reason(errcode:
 @pytest.mark.parametrize("errcode", sorted(wecom.GETTOKEN))
 def test_gettoken_failures_are_configuration_errors(errcode: int) -> None:
     outcome = classify(None, None, wecom.TokenFetchError(errcode))
-    assert outcome.status == "failed" and "wecom." in (outcome.error or "")
+    assert outcome.status == "failed" and outcome.configuration and "wecom." in (outcome.error or "")
+
+
+@pytest.mark.parametrize("errcode", FIRST_DAY)
+def test_first_day_errors_are_configuration_errors_with_a_fix(errcode: int) -> None:
+    outcome = classify(errcode, 200, None, "x, hint: [1], from ip: 203.0.113.7, more info at …")
+    assert outcome.status == "failed" and outcome.configuration
+    assert "。处理办法：" in (outcome.error or "")
+
+
+def test_untrusted_ip_names_the_ip_and_where_to_add_it() -> None:
+    exc = WeChatClientException(60020, "not allow to access from your ip, hint: [1], from ip: 203.0.113.7, more info")
+    error = classify(None, None, exc).error or ""
+    assert "企业可信IP" in error and error.count("203.0.113.7") == 2
 
 
 def test_the_robot_key_reason_reads_as_agreed() -> None:
-    assert classify(93000, 200, None) == Outcome("failed", "群机器人密钥无效或机器人已被移出群聊（93000）", 93000)
+    outcome = classify(93000, 200, None)
+    assert outcome.error is not None and outcome.error.startswith("群机器人密钥无效，或机器人已被移出群聊（93000）。处理办法：")
 
 
 @pytest.mark.parametrize(("http_status", "status"), [(500, "retry"), (502, "retry"), (503, "retry"),

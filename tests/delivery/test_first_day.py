@@ -1,0 +1,84 @@
+"""Issue 10: the configuration errors of a first deployment, each against the simulator playing
+that tenant. Each fails its delivery at once (no retry storm) with one Chinese cause and fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fakes import APP_SEND, delivery, enqueue, make_settings, robot_key
+
+from bot.clock import FakeClock
+from bot.delivery.dispatcher import Dispatcher
+from bot.simulator import Simulator
+from bot.store.db import Store, open_store
+from bot.store.queries import list_deliveries
+
+MakeDispatcher = Callable[..., Dispatcher]
+CARD = {"title": "学习提醒", "description": "请于5月15日前完成学习", "button_text": "已完成学习",
+        "button_key": "confirm:s1"}
+
+
+def send_one(store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher, target: str,
+             settings: Any = None, **changes: Any) -> Any:
+    settings = settings or make_settings(sim.url)
+    enqueue(store, [delivery(target, settings, clock.now(), **changes)], clock.now())
+    make_dispatcher(settings, on=store).dispatch_due()
+    return next(r for r in list_deliveries(store, limit=100) if r.key == f"holiday|spring|{target}")
+
+
+def assert_configuration_error(row: Any, errcode: int, *fix: str) -> None:
+    assert (row.status, row.attempts, row.errcode) == ("failed", 1, errcode)
+    assert f"（{errcode}）" in row.last_error and "处理办法：" in row.last_error
+    for words in fix:
+        assert words in row.last_error
+
+
+TENANTS: dict[int, tuple[dict[str, Any], str, dict[str, Any], tuple[str, ...]]] = {
+    60020: ({"untrusted_ip": True}, "office", {}, ("企业可信IP", "127.0.0.1")),
+    43012: ({"no_callback": True}, "office", {"card": CARD}, ("接收消息", "设置API接收")),
+    301002: ({"agent_mismatch": True}, "office", {}, ("wecom.agent_id", "wecom.secret")),
+    48002: ({"forbidden": {APP_SEND}}, "office", {}, ("应用管理",)),
+    81013: ({"hidden_users": {"zhangwei", "lina"}}, "office", {}, ("可见范围",)),
+    40058: ({"too_long": True}, "g3", {}, ("模板",)),
+}
+
+
+@pytest.mark.parametrize("errcode", sorted(TENANTS))
+def test_the_tenant_mistake_fails_at_once_with_cause_and_fix(
+        errcode: int, store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    switches, target, changes, fix = TENANTS[errcode]
+    sim.play_tenant(**switches)
+    row = send_one(store, sim, clock, make_dispatcher, target, **changes)
+    assert_configuration_error(row, errcode, *fix)
+
+
+def test_a_removed_robot_fails_at_once_and_the_alert_says_where_to_fix_it(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    sim.remove_robot(robot_key(4))
+    row = send_one(store, sim, clock, make_dispatcher, "g4")
+    assert_configuration_error(row, 93000, "群机器人", "key")
+    alert = sim.user_messages("admin1")[0]["text"]["content"]
+    assert "第4群" in alert and "群设置 → 群机器人" in alert
+
+
+def test_a_wrong_agent_id_fails_at_once(store: Store, sim: Simulator, clock: FakeClock,
+                                        make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url, agent_id=1000099)
+    row = send_one(store, sim, clock, make_dispatcher, "office", settings)
+    assert_configuration_error(row, 40056, "AgentId", "wecom.agent_id")
+
+
+def test_a_task_id_reused_after_a_database_reset_fails_at_once(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher, tmp_path: Any) -> None:
+    first = send_one(store, sim, clock, make_dispatcher, "office", card=CARD, kind="study_prompt")
+    assert first.status == "sent"
+    # A fresh database at the same instant re-plans the same row (same task_id), with an edited text.
+    reset = open_store(f"sqlite:///{tmp_path}/reset.sqlite3")
+    try:
+        row = send_one(reset, sim, clock, make_dispatcher, "office", card={**CARD, "description": "改过的说明"},
+                       kind="study_prompt")
+    finally:
+        reset.close()
+    assert_configuration_error(row, 42014, "task_id")

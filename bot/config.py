@@ -11,6 +11,7 @@ import re
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -91,6 +92,19 @@ class RobotTarget(Strict):
     key: SecretStr
     mentioned_list: list[str] = []
     mentioned_mobile_list: list[str] = []
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_from_url(cls, value: Any) -> Any:
+        """Administrators copy the whole Webhook address: take the key from it."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str) or "/" not in text:
+            return value
+        found = parse_qs(urlparse(text.strip()).query).get("key")
+        if not found or not found[0].strip():
+            raise ValueError("key 应为群机器人 Webhook 地址中 key= 后面的部分（或整个 Webhook 地址），"
+                             "此处填写的地址中没有 key")
+        return found[0].strip()
 
 
 class AppTarget(Strict):
@@ -174,11 +188,19 @@ class CallbackSettings(Strict):
 
 
 class WeComSettings(Strict):
-    api_base: str = "http://127.0.0.1:9000"
+    api_base: str  # written out: a silent default would send production traffic to localhost
     corp_id: str
     agent_id: int
     secret: SecretStr
     callback: CallbackSettings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_base_written_out(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("api_base"):
+            raise ValueError("wecom 一节须写明 api_base：正式环境填 https://qyapi.weixin.qq.com，"
+                             "政务微信等私有部署填其接口地址，内置模拟器填 http://127.0.0.1:9000")
+        return data
 
 
 class AibotSettings(Strict):

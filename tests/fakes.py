@@ -152,7 +152,7 @@ def demo_settings(**overrides: Any) -> Settings:
         "targets": {f"{b}_group": {"type": "robot", "key": f"key-{b}"} for b in BRANCHES}
         | {"office": {"type": "app", "users": ["liming"]}},
         "admins": {"target": "office"},
-        "wecom": {"corp_id": CORP, "agent_id": 1000002, "secret": "s",
+        "wecom": {"api_base": "http://127.0.0.1:9", "corp_id": CORP, "agent_id": 1000002, "secret": "s",
                   "callback": {"token": TOKEN, "encoding_aes_key": AES_KEY}},
     }
     data.update(overrides)

@@ -99,6 +99,29 @@ def test_aes_key_must_have_43_characters(tmp_path: Path) -> None:
         load_settings(path)
 
 
+def test_api_base_must_be_written_out(tmp_path: Path) -> None:
+    path = example_with(tmp_path, "  api_base: http://127.0.0.1:9000", "  # api_base removed")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "须写明 api_base" in str(caught.value) and "https://qyapi.weixin.qq.com" in str(caught.value)
+    assert f"第 {line_of(path, 'wecom:')} 行" in str(caught.value)
+
+
+def test_a_pasted_webhook_address_gives_its_key(tmp_path: Path) -> None:
+    url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=6a1f0c2e-0b1d-4c55-9a11-00000000b001"
+    path = example_with(tmp_path, "key: 6a1f0c2e-0b1d-4c55-9a11-00000000b001", f'key: "{url}"')
+    key = load_settings(path).targets["b1_group"].key  # type: ignore[union-attr]
+    assert key.get_secret_value() == "6a1f0c2e-0b1d-4c55-9a11-00000000b001"
+
+
+def test_an_address_without_a_key_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = example_with(tmp_path, "key: 6a1f0c2e-0b1d-4c55-9a11-00000000b001",
+                        'key: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "key= 后面的部分" in str(caught.value) and "targets.b1_group.key" in str(caught.value)
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "timezone: Asia/Shanghai\ntargets:\n  a: {type: robot, key: [x\n")
     with pytest.raises(ConfigError, match="YAML 格式错误"):

@@ -261,6 +261,7 @@ def test_backup_copies_the_database_while_the_service_has_it_open(project: Path,
         assert main(["--config", str(project), "backup", str(target)]) == 2  # never overwrites by surprise
         assert "备份文件已存在" in capsys.readouterr().err and "--force" not in capsys.readouterr().err
         assert main(["--config", str(project), "backup", "--force", str(target)]) == 0
+        assert b"00000000b001" not in target.read_bytes()  # the robot key stays in the config
     finally:
         runtime.close()
     with open_store(f"sqlite:///{target}") as copy:  # a restore is this file put back in place
@@ -269,6 +270,15 @@ def test_backup_copies_the_database_while_the_service_has_it_open(project: Path,
         with copy.session(readonly=True) as session:
             assert confirmed_pairs(session) == {("jsjy-2026-05", "b1")}
     assert not list(target.parent.glob(".*partial"))
+
+
+def test_plan_json_names_robots_without_their_keys(project: Path, simulator: Simulator,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(project), "send", "--template", "holiday_integrity", "--to", "b1_group"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(project), "plan", "--json", "--from", "2026-01-01", "--to", "2026-12-31"]) == 0
+    out = capsys.readouterr().out
+    assert "b1_group" in out and "00000000b00" not in out
 
 
 def test_backup_explains_what_to_do_for_postgresql(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

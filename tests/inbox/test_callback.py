@@ -183,7 +183,7 @@ def test_wecom_side_and_wechatpy_agree(wecom: WeComSide) -> None:
 
 
 def test_url_verification_with_the_official_vector(store: Store, schedule: StudySchedule) -> None:
-    settings = demo_settings(wecom={"corp_id": VECTOR_CORP, "agent_id": 218, "secret": "s",
+    settings = demo_settings(wecom={"api_base": "http://127.0.0.1:9", "corp_id": VECTOR_CORP, "agent_id": 218, "secret": "s",
                                     "callback": {"token": VECTOR_TOKEN, "encoding_aes_key": VECTOR_KEY}})
     service = Service(store, FakeClock(NOW), settings, schedule)
     started = time.perf_counter()
@@ -210,7 +210,7 @@ def test_url_verification_with_a_forged_signature_is_refused(client: FlaskClient
 
 
 def test_official_post_vector_is_decrypted_and_answered(store: Store, schedule: StudySchedule) -> None:
-    settings = demo_settings(wecom={"corp_id": VECTOR_CORP, "agent_id": 218, "secret": "s",
+    settings = demo_settings(wecom={"api_base": "http://127.0.0.1:9", "corp_id": VECTOR_CORP, "agent_id": 218, "secret": "s",
                                     "callback": {"token": VECTOR_TOKEN, "encoding_aes_key": VECTOR_KEY}})
     service = Service(store, FakeClock(datetime.fromtimestamp(1409659813, BEIJING)), settings, schedule)
     side = WeComSide(VECTOR_TOKEN, VECTOR_KEY, VECTOR_CORP)

@@ -246,7 +246,17 @@ class PathSettings(Strict):
 
 
 class AdminSettings(Strict):
-    target: str | None = None  # alerts (failed, missed, overdue studies) go here
+    """Where alerts (failed, missed, overdue studies) go. ``targets``: in order, an alert goes to the
+    first that works (the office app, then a robot in the office group); ``target``: one, as before."""
+
+    target: str | None = None
+    targets: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AdminSettings:
+        if self.target and self.targets:
+            raise ValueError("admins 中 target 与 targets 只能填写一个；多个管理员推送对象请都写在 targets 中，按顺序排列")
+        return self
 
 
 class Settings(Strict):
@@ -290,6 +300,11 @@ class Settings(Strict):
         for name in names:
             resolved.update(dict.fromkeys(self.groups.get(name, [name])))
         return tuple(resolved)
+
+    def admin_chain(self) -> tuple[str, ...]:
+        """The administrators' targets in the order alerts try them (groups expanded)."""
+        names = self.admins.targets or ([self.admins.target] if self.admins.target else [])
+        return self.resolve_targets(names)
 
     def branch(self, branch_id: str) -> Branch | None:
         return next((b for b in self.organisation.branches if b.id == branch_id), None)
@@ -338,6 +353,9 @@ def check_references(settings: Settings) -> None:
                                   ("organisation", "branches", b, "group"))
     if settings.admins.target and settings.admins.target not in known:
         raise _ReferenceError(f"管理员推送对象 {settings.admins.target} 未定义", ("admins", "target"))
+    for i, name in enumerate(settings.admins.targets):
+        if name not in known:
+            raise _ReferenceError(f"管理员推送对象 {name} 未定义", ("admins", "targets", i))
 
 
 # ---- loading -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from bot.plan import Plan, PlanInputs, PlanState, build_plan
 from bot.store.confirmations import confirmed_item_branches
 from bot.store.db import Store, open_store
 from bot.store.outbox import SyncResult, sync_plan
-from bot.store.queries import count_deliveries, sent_meta
+from bot.store.queries import sent_meta, unheard_alerts
 from bot.store.template_versions import current_edits, latest_version_id
 from bot.templates.render import TemplateLibrary
 
@@ -104,7 +104,7 @@ class Runtime:
         failures but the console and monitoring, which must say so."""
         from bot.delivery.alerts import ALERT_KIND
         since = self.clock.now() - timedelta(days=1)
-        return count_deliveries(self.store, kind=ALERT_KIND, status=("failed", "unknown", "missed"), since=since)
+        return unheard_alerts(self.store, ALERT_KIND, since)
 
     # ---- reloading ------------------------------------------------------------------------
     def reload_if_changed(self) -> bool:

@@ -66,7 +66,7 @@ def sim_settings(robots: int = 30, **overrides: Any) -> SimulatorSettings:
     return SimulatorSettings(**{**fields, **overrides})
 
 
-def make_settings(api_base: str | None, robots: int = 30, admin: str | None = "admin", agent_id: int = AGENT,
+def make_settings(api_base: str | None, robots: int = 30, admin: str | list[str] | None = "admin", agent_id: int = AGENT,
                   **delivery: Any) -> Settings:
     targets: dict[str, Any] = {f"g{i}": {"type": "robot", "title": f"第{i}群", "key": robot_key(i)}
                                for i in range(robots)}
@@ -74,7 +74,7 @@ def make_settings(api_base: str | None, robots: int = 30, admin: str | None = "a
     targets["admin"] = {"type": "app", "title": "管理员", "users": ["admin1"]}
     targets["console"] = {"type": "console", "title": "控制台"}
     data: dict[str, Any] = {
-        "targets": targets, "admins": {"target": admin},
+        "targets": targets, "admins": {"targets": admin} if isinstance(admin, list) else {"target": admin},
         "delivery": {"max_attempts": 6, "request_timeout": timedelta(seconds=2), **delivery},
         "paths": {"messages": str(ROOT / "messages")},
     }

@@ -122,6 +122,19 @@ def test_an_address_without_a_key_is_refused_with_the_fix(tmp_path: Path) -> Non
     assert "key= 后面的部分" in str(caught.value) and "targets.b1_group.key" in str(caught.value)
 
 
+def test_admins_in_order_and_the_old_single_target(tmp_path: Path) -> None:
+    path = example_with(tmp_path, "  targets: [office]", "  targets: [office, b1_group]")
+    assert load_settings(path).admin_chain() == ("office", "b1_group")
+    path = example_with(tmp_path, "  targets: [office]", "  target: office")
+    assert load_settings(path).admin_chain() == ("office",)
+    path = example_with(tmp_path, "  targets: [office]", "  targets: [office, nobody]")
+    with pytest.raises(ConfigError, match="管理员推送对象 nobody 未定义"):
+        load_settings(path)
+    path = example_with(tmp_path, "  targets: [office]", "  target: office\n  targets: [office]")
+    with pytest.raises(ConfigError, match="只能填写一个"):
+        load_settings(path)
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "timezone: Asia/Shanghai\ntargets:\n  a: {type: robot, key: [x\n")
     with pytest.raises(ConfigError, match="YAML 格式错误"):

@@ -47,9 +47,9 @@ def run_checks(config: str | Path | None, today: date, online: bool = False) -> 
     if online:
         check_wecom_online(loaded.settings, result)
     result.passed.append(f"配置文件 {loaded.settings.source} 有效")
-    if not loaded.settings.admins.target:
-        result.warnings.append("未配置 admins.target：发送失败、错过发送、学习逾期等情况不会通知任何人。"
-                               "处理办法：在配置文件中设置 admins: {target: 党办纪检工作人员的推送对象}")
+    if not loaded.settings.admin_chain():
+        result.warnings.append("未配置 admins.targets：发送失败、错过发送、学习逾期等情况不会通知任何人。"
+                               "处理办法：在配置文件中设置 admins: {targets: [党办纪检工作人员的推送对象, 党办群的机器人]}")
     result.passed.append(f"节假日安排：已有 {'、'.join(str(y) for y in sorted(loaded.calendar.years))} 年")
     result.warnings += list(loaded.ics_errors)
     check_templates(loaded, result)

@@ -58,7 +58,7 @@ def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
                            message=f"定时发送已停止 {stalled} 分钟，请查看服务日志并重启服务"), 503
         if unheard:
             return jsonify(status="alerts_undelivered", config=config,
-                           message=f"近一天有 {unheard} 条告警未能送达管理员，请检查 admins.target 与企业微信应用配置"), 503
+                           message=f"近一天有 {unheard} 条告警未能送达管理员，没有一个管理员推送对象（admins.targets）能收到告警，请检查其配置与企业微信应用设置"), 503
         return jsonify(status="ok", config=config, message=error or "运行正常"), 200
 
     return app

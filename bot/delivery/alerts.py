@@ -1,7 +1,10 @@
 """Alerts to the administrators: a delivery of kind 'alert', rendered from messages/alert.j2.
 
-An alert goes through the outbox like any message (so it is retried and recorded), to
-``settings.admins.target``. A failed alert is never alerted about: that would loop.
+An alert goes through the outbox like any message (so it is recorded), to the first of the
+administrators' targets (``admins.targets``, in order); when it fails there it goes to the next one
+(``forward_alert``), so an alert survives the channel that failed. A failed alert is never alerted
+about: that would loop. A configuration error is alerted once per cause, target and day, however
+many messages it stops (``raise_configuration_alert``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import datetime
 
 from jinja2 import TemplateNotFound
 
+from bot.clock import BEIJING
 from bot.config import Settings
 from bot.errors import BotError
 from bot.formatting import target_title
@@ -28,6 +32,7 @@ ALERT_KIND = "alert"
 MAX_LINES = 20
 FAILED_ADVICE = "核对失败原因；群机器人密钥或应用配置有误的，更正配置后在管理后台重新发送"
 UNKNOWN_ADVICE = "请到相应群聊确认消息是否已送达；未送达的，在管理后台重新发送"
+CONFIGURATION_ADVICE = "按上面的处理办法更正企业微信后台或配置文件后，在管理后台「发送记录」中重新发送；同一原因当天不再重复告警"
 MISSED_ADVICE = "服务停止期间错过的消息不会自动补发；如仍需通知，请在管理后台重新发送"
 
 
@@ -37,22 +42,50 @@ def problem_line(row: DeliveryRow, reason: str | None, settings: Settings) -> st
 
 
 def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lines: Sequence[str],
-                advice: str, about: Sequence[DeliveryRow]) -> int:
-    """Queue one alert per admin target, due now; the number queued (0 without an admin target)."""
-    admin = settings.admins.target
-    if not admin:
-        log.warning("未配置 admins.target，告警未发送：%s（%d 条）", title, len(lines))
+                advice: str, about: Sequence[DeliveryRow], occurrence: str | None = None) -> int:
+    """Queue one alert to the first admin target, due now; the number queued (0 without one, or
+    when this occurrence was alerted already)."""
+    chain = [name for name in settings.admin_chain() if name in settings.all_targets()]
+    if not chain:
+        log.warning("未配置 admins.targets，告警未发送：%s（%d 条）", title, len(lines))
         return 0
     message = render_alert(settings, title, lines, advice)
-    seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + title + "\n".join(lines)
-    occurrence = "alert:" + hashlib.sha256(seed.encode()).hexdigest()[:20]
-    targets = settings.all_targets()
-    planned = [_alert_message(name, occurrence, message, now)
-               for name in settings.resolve_targets([admin]) if name in targets]
-    inserted = enqueue(store, planned, now)
+    if occurrence is None:
+        seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + title + "\n".join(lines)
+        occurrence = "alert:" + hashlib.sha256(seed.encode()).hexdigest()[:20]
+    inserted = enqueue(store, [_alert_message(chain[0], occurrence, message, now)], now)
     if inserted:  # the same alert again (same title, lines and rows) is not queued twice
-        log.info("已加入告警，发往 %s：%s", admin, title)
+        log.info("已加入告警，发往 %s：%s", chain[0], title)
     return inserted
+
+
+def raise_configuration_alert(store: Store, settings: Settings, now: datetime, target: str, reason: str,
+                              errcode: int | None, rows: Sequence[DeliveryRow]) -> int:
+    """One alert per (cause, target) and day: fifty messages stopped by one untrusted IP are one alert."""
+    title = f"推送对象「{target_title(target, settings.all_targets())}」配置有误，消息无法发送"
+    lines = [problem_line(row, reason, settings) for row in rows]
+    occurrence = f"config:{errcode}:{target}:{now.astimezone(BEIJING):%Y-%m-%d}"
+    return raise_alert(store, settings, now, title, lines, CONFIGURATION_ADVICE, rows, occurrence)
+
+
+def next_admin(settings: Settings, target: str) -> str | None:
+    """The admin target after ``target`` in the chain, if any."""
+    chain = [name for name in settings.admin_chain() if name in settings.all_targets()]
+    return chain[chain.index(target) + 1] if target in chain[:-1] else None
+
+
+def forward_alert(store: Store, settings: Settings, row: DeliveryRow, now: datetime) -> str | None:
+    """An alert that failed at one admin target goes to the next; the target it went to, if any."""
+    following = next_admin(settings, row.target)
+    if following is None:
+        return None
+    message = PlannedMessage(key=delivery_key(ALERT_KIND, row.occurrence, following), rule=ALERT_KIND,
+                             kind=ALERT_KIND, occurrence=row.occurrence, target=following, msgtype=row.msgtype,
+                             title=row.title, text=row.text, due_at=now,
+                             reason=f"告警未能送达 {row.target}，改发下一个管理员推送对象")
+    if enqueue(store, [message], now):
+        log.warning("告警未能送达 %s（%s），改发 %s", row.target, row.last_error, following)
+    return following
 
 
 def _alert_message(name: str, occurrence: str, message: RenderedMessage, now: datetime) -> PlannedMessage:

@@ -3,7 +3,7 @@
 Sends to different robots and app recipients run concurrently in a thread pool; the pacer
 (``bot.delivery.pacing``) says which claimed rows may go now and puts the others back. Transient
 failures are retried with exponential backoff and jitter up to ``delivery.max_attempts``; final
-failures, ambiguous robot sends and missed rows raise an alert to ``admins.target``.
+failures, ambiguous robot sends and missed rows raise an alert to the first working of ``admins.targets``.
 
 Leases: a pass claims rows with a lease long enough for the worst case of one send, and a row
 put back waits with ``next_attempt_at`` (status 'retry'). We chose that over extending leases
@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -107,6 +107,11 @@ class _Problem:
     row: DeliveryRow
     status: str
     reason: str | None
+    outcome: Outcome | None = None
+
+    @property
+    def configuration(self) -> bool:
+        return self.outcome is not None and self.outcome.configuration
 
 
 class Dispatcher:
@@ -185,7 +190,7 @@ class Dispatcher:
             ready, open_lanes = _take_ready(results, open_lanes)
             for result, status in zip(ready, self._record(ready, tally), strict=True):
                 if status in ("failed", "unknown"):
-                    problems.append(_Problem(result.row, result.status, result.error))
+                    problems.append(_Problem(result.row, result.status, result.error, result.outcome))
         return problems
 
     def _run_lane(self, lane: list[DeliveryRow], results: queue.SimpleQueue[_Result | None]) -> None:
@@ -286,6 +291,8 @@ class Dispatcher:
             return "sent", "；".join(outcome.warnings) or None, None
         if outcome.status != "retry":
             return outcome.status, outcome.error, None
+        if row.kind == alerts.ALERT_KIND and alerts.next_admin(self.settings, row.target):
+            return "failed", outcome.error, None  # an alert does not wait: the next admin target gets it now
         attempts = self._real_attempts(row)
         if attempts >= max_attempts_for(outcome.errcode, self.settings.delivery.max_attempts):
             return "failed", f"{outcome.error}（已尝试 {attempts} 次）", None
@@ -320,7 +327,8 @@ class Dispatcher:
 
     def _alert_problems(self, problems: Sequence[_Problem]) -> int:
         problems = [p for p in problems if not self._is_alert(p.row)]
-        queued = 0
+        queued = self._alert_configuration([p for p in problems if p.status == "failed" and p.configuration])
+        problems = [p for p in problems if not p.configuration]
         for status, title, advice in (("failed", "条消息发送失败", alerts.FAILED_ADVICE),
                                       ("unknown", "条消息发送结果不明", alerts.UNKNOWN_ADVICE)):
             chosen = [p for p in problems if p.status == status]
@@ -330,11 +338,21 @@ class Dispatcher:
                                              lines, advice, [p.row for p in chosen])
         return queued
 
+    def _alert_configuration(self, problems: Sequence[_Problem]) -> int:
+        """One alert per (cause, target) and day, not one per message."""
+        by_cause: dict[tuple[int | None, str], list[_Problem]] = defaultdict(list)
+        for problem in problems:
+            by_cause[(problem.outcome.errcode if problem.outcome else None, problem.row.target)].append(problem)
+        return sum(alerts.raise_configuration_alert(self.store, self.settings, self.clock.now(), target,
+                                                    chosen[0].reason or "", errcode, [p.row for p in chosen])
+                   for (errcode, target), chosen in by_cause.items())
+
     def _is_alert(self, row: DeliveryRow) -> bool:
-        if row.kind == alerts.ALERT_KIND:
-            log.error("告警消息未能送达管理员（%s）：%s", row.target, row.last_error)
-            return True
-        return False
+        if row.kind != alerts.ALERT_KIND:
+            return False
+        if alerts.forward_alert(self.store, self.settings, row, self.clock.now()) is None:
+            log.error("告警消息未能送达任何管理员推送对象（最后为 %s）：%s", row.target, row.last_error)
+        return True
 
     def alert_missed(self, rows: Sequence[DeliveryRow]) -> int:
         """Tell the administrators about rows recovery marked missed; the number of alerts queued."""

@@ -286,7 +286,7 @@ def _item_occurrences(item: StudyItem, settings: Settings, calendar: WorkdayCale
         yield from _prompts(item, branch, settings, context, publish, calendar, provisional)
         if (item.id, branch.id) not in done:
             yield from _nudges(item, branch, settings, context, publish, calendar, provisional)
-    if settings.admins.target:
+    if settings.admin_chain():
         yield _overdue(item, settings, done, org, publish, provisional)
 
 
@@ -349,5 +349,5 @@ def _overdue(item: StudyItem, settings: Settings, done: frozenset[tuple[str, str
                "missing": [{"name": b.name, "secretary": b.secretary.name} for b in missing]}
     reason = f"{item.title}学习截止，向管理员通报未确认的支部（{len(missing)}个）"
     return Occurrence(RULE, "study_overdue", f"{item.id}@overdue", item.deadline.astimezone(BEIJING),
-                      (str(settings.admins.target),), settings.studies.overdue_template, context, reason, item.id,
+                      settings.admin_chain()[:1], settings.studies.overdue_template, context, reason, item.id,
                       provisional, {"missing": [b.id for b in missing]})

@@ -118,6 +118,17 @@ def count_deliveries(store: Store, *, status: str | Sequence[str] | None = None,
         return session.execute(statement).scalar_one()
 
 
+def unheard_alerts(store: Store, kind: str, since: datetime) -> int:
+    """Alerts due since ``since`` that failed at every admin target they tried: none of their rows
+    (one per target, same occurrence) was sent."""
+    heard = select(Delivery.occurrence).where(Delivery.kind == kind, Delivery.status == "sent")
+    statement = (select(func.count(func.distinct(Delivery.occurrence)))
+                 .where(*_filters(("failed", "unknown", "missed"), kind, since=since),
+                        Delivery.occurrence.not_in(heard)))
+    with store.session(readonly=True) as session:
+        return session.execute(statement).scalar_one()
+
+
 def open_cards(store: Store, item: str, target: str, since: datetime) -> list[DeliveryRow]:
     """Rows of study ``item`` sent to ``target`` since ``since`` that still hold the response_code of
     their send: cards whose button can still be greyed out."""

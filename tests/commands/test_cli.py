@@ -289,7 +289,7 @@ def test_backup_explains_what_to_do_for_postgresql(project: Path, capsys: pytest
 
 
 def test_check_warns_when_nobody_would_hear_of_failures(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    text = project.read_text(encoding="utf-8").replace("  target: office ", "  target: null ")
+    text = project.read_text(encoding="utf-8").replace("  targets: [office] ", "  targets: [] ")
     project.write_text(text, encoding="utf-8")
     code, out = check(project, "2026-06-01", capsys)
-    assert code == 1 and "未配置 admins.target" in out
+    assert code == 1 and "未配置 admins.targets" in out

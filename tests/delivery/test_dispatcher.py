@@ -152,7 +152,7 @@ def test_an_invalid_robot_key_fails_at_once_and_alerts_the_admins(
     alert = rows_of(store, kind="alert")
     assert len(alert) == 1 and alert[0].status == "sent" and alert[0].target == "admin"
     text = sim.user_messages("admin1")[0]["text"]["content"]
-    assert "1 条消息发送失败" in text and "节前廉洁提醒 → 第5群：群机器人密钥无效，或机器人已被移出群聊（93000）" in text
+    assert "推送对象「第5群」配置有误" in text and "节前廉洁提醒 → 第5群：群机器人密钥无效，或机器人已被移出群聊（93000）" in text
 
 
 def test_a_failing_alert_does_not_alert_about_itself(store: Store, sim: Simulator, clock: FakeClock,

@@ -4,16 +4,17 @@ that tenant. Each fails its delivery at once (no retry storm) with one Chinese c
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from fakes import APP_SEND, delivery, enqueue, make_settings, robot_key
+from fakes import APP_SEND, delivery, enqueue, make_settings, robot_key, run_until_settled
 
 from bot.clock import FakeClock
 from bot.delivery.dispatcher import Dispatcher
 from bot.simulator import Simulator
 from bot.store.db import Store, open_store
-from bot.store.queries import list_deliveries
+from bot.store.queries import list_deliveries, unheard_alerts
 
 MakeDispatcher = Callable[..., Dispatcher]
 CARD = {"title": "学习提醒", "description": "请于5月15日前完成学习", "button_text": "已完成学习",
@@ -82,3 +83,49 @@ def test_a_task_id_reused_after_a_database_reset_fails_at_once(
     finally:
         reset.close()
     assert_configuration_error(row, 42014, "task_id")
+
+
+# ---- alerts that survive the channel that failed ---------------------------------------------
+
+
+def alerts_of(store: Store) -> list[Any]:
+    return [r for r in list_deliveries(store, limit=100, order="asc") if r.kind == "alert"]
+
+
+def test_an_alert_goes_to_the_next_admin_target_when_the_app_is_blocked(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url, admin=["admin", "g9"])
+    sim.play_tenant(untrusted_ip=True)
+    enqueue(store, [delivery("office", settings, clock.now(), name=f"m{i}") for i in range(3)], clock.now())
+    dispatcher = make_dispatcher(settings)
+    run_until_settled(dispatcher, clock)
+    assert [(r.target, r.status) for r in alerts_of(store)] == [("admin", "failed"), ("g9", "sent")]
+    [message] = sim.group_messages(robot_key(9))
+    assert "企业可信IP" in message["text"]["content"] and "127.0.0.1" in message["text"]["content"]
+    assert unheard_alerts(store, "alert", clock.now() - timedelta(days=1)) == 0
+    # The same cause for the same target later that day: the administrators were told already.
+    clock.advance(3600)
+    enqueue(store, [delivery("office", settings, clock.now(), name="later")], clock.now())
+    run_until_settled(dispatcher, clock)
+    assert len(alerts_of(store)) == 2 and len(sim.group_messages(robot_key(9))) == 1
+
+
+def test_when_no_admin_target_works_the_console_and_healthz_are_told(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url, admin=["admin", "g9"])
+    sim.play_tenant(untrusted_ip=True)
+    sim.remove_robot(robot_key(9))
+    enqueue(store, [delivery("office", settings, clock.now())], clock.now())
+    run_until_settled(make_dispatcher(settings), clock)
+    assert [(r.target, r.status) for r in alerts_of(store)] == [("admin", "failed"), ("g9", "failed")]
+    assert unheard_alerts(store, "alert", clock.now() - timedelta(days=1)) == 1
+
+
+def test_a_transient_failure_at_the_first_admin_target_does_not_hold_the_alert(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url, admin=["admin", "g9"])
+    sim.remove_robot(robot_key(2))
+    sim.inject(APP_SEND, http_status=502, times=-1)
+    enqueue(store, [delivery("g2", settings, clock.now())], clock.now())
+    make_dispatcher(settings).dispatch_due()
+    assert [(r.target, r.status, r.attempts) for r in alerts_of(store)] == [("admin", "failed", 1), ("g9", "sent", 1)]

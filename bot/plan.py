@@ -13,11 +13,12 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.calendars.holidays import HolidayCalendar
-from bot.config import AppTarget, Settings
+from bot.config import AppTarget, RobotTarget, Settings
 from bot.errors import UnknownTarget
 from bot.occurrence import Occurrence, PlannedMessage
 from bot.rules.announcements import Announcement, plan_announcements
 from bot.rules.holidays import missing_holiday_notices, plan_holiday_rules
+from bot.templates.limits import card_problems, channel_of, markdown_mention_problem
 from bot.templates.render import RenderedMessage, TemplateLibrary, size_problems
 
 
@@ -93,10 +94,10 @@ def expand(occurrences: list[Occurrence], settings: Settings, templates: Templat
         if cache_key not in rendered:
             rendered[cache_key] = templates.render(occ.template, occ.context)
         message = rendered[cache_key]
-        problems = tuple(size_problems(message))
         for name in occ.targets:
             if name not in targets:
                 raise UnknownTarget(name, f"{occ.reason}")
+            problems = message_problems(message, targets[name], _card_for(occ, targets[name]))
             messages.append(PlannedMessage(
                 key=occ.key_for(name), due_at=occ.due_at, kind=occ.kind, rule=occ.rule,
                 occurrence=occ.occurrence, target=name,
@@ -104,6 +105,15 @@ def expand(occurrences: list[Occurrence], settings: Settings, templates: Templat
                 reason=occ.reason, item=occ.item, provisional=occ.provisional, meta=dict(occ.meta),
                 card=_card_for(occ, targets[name]), problems=problems))
     return messages
+
+
+def message_problems(message: RenderedMessage, target: Any, card: dict[str, Any] | None) -> tuple[str, ...]:
+    """What WeCom would refuse or garble for this target's channel: size, card fields, mentions."""
+    problems = size_problems(message, (channel_of(target),)) + (card_problems(card) if card else [])
+    if isinstance(target, RobotTarget) and message.msgtype == "markdown":
+        mention = markdown_mention_problem(target.mentioned_list, target.mentioned_mobile_list)
+        problems += [mention] if mention else []
+    return tuple(problems)
 
 
 def _card_for(occ: Occurrence, target: Any) -> dict[str, Any] | None:

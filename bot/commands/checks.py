@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.errors import BotError
 from bot.inputs import Loaded, load_all
 from bot.plan import build_plan
+from bot.templates.limits import template_channels
 from bot.templates.render import TemplateLibrary, validate_template
 from bot.templates.samples import sample_context
 
@@ -70,7 +71,8 @@ def check_templates(loaded: Loaded, result: CheckResult) -> None:
     bad = 0
     for name in names:
         text = library.source(name).text
-        for problem in validate_template(library, name, text, sample_context(name, kinds.get(name))):
+        channels = template_channels(loaded.settings, name)
+        for problem in validate_template(library, name, text, sample_context(name, kinds.get(name)), channels):
             result.errors.append(f"模板 {name}：{problem.message}")
             bad += 1
     if not bad:

@@ -16,6 +16,8 @@ import requests
 from bot.config import AppChatTarget, AppTarget, ConsoleTarget, RobotTarget, Settings
 from bot.formatting import target_title
 from bot.store.queries import DeliveryRow
+from bot.templates.limits import card_problems
+from bot.templates.render import RenderedMessage, size_problems
 from bot.wecom import api as wecom
 from bot.wecom.api import Outcome
 
@@ -53,6 +55,8 @@ class RobotChannel:
         self.recipients = recipients_of(target)
 
     def send(self, delivery: DeliveryRow) -> Outcome:
+        if (refused := over_limits(delivery, "robot")) is not None:
+            return refused
         try:
             payload = wecom.robot_payload(delivery.msgtype, delivery.text, self.recipients)
             wecom.post_robot(self.session, self.api_base, self.recipients["webhook_key"], payload, self.timeout)
@@ -76,6 +80,8 @@ class AppChannel:
         self.recipients = recipients_of(target)
 
     def send(self, delivery: DeliveryRow) -> Outcome:
+        if (refused := over_limits(delivery, "appchat" if "chatid" in self.recipients else "app")) is not None:
+            return refused
         try:
             answer = self.app.post(*self._request(delivery))
         except Exception as exc:  # noqa: BLE001 - classify re-raises what it does not know
@@ -94,6 +100,13 @@ class AppChannel:
         else:
             message = wecom.app_message(delivery.msgtype, delivery.title, delivery.text, delivery.meta.get("url"))
         return "message/send", wecom.app_payload(recipients, self.app.agent_id, message)
+
+
+def over_limits(delivery: DeliveryRow, channel: str) -> Outcome | None:
+    """Refused before sending when over this channel's limits (WeCom would answer 40058, or cut it)."""
+    problems = size_problems(RenderedMessage(delivery.msgtype, delivery.title, delivery.text), (channel,))
+    problems += card_problems(delivery.card) if delivery.card else []
+    return Outcome("failed", problems[0], configuration=True) if problems else None
 
 
 def channel_for(target: Any, settings: Settings, session: requests.Session) -> Channel:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot.errors import TemplateError
+from bot.templates.limits import CHANNEL_NAMES, limit_for
 from bot.templates.syntax import chinese_syntax_error
 
 MSGTYPES = ("text", "markdown")
@@ -301,9 +302,10 @@ class TemplateProblem:
     line: int | None
 
 
-def validate_template(library: TemplateLibrary, name: str, text: str,
-                      sample: Mapping[str, Any]) -> list[TemplateProblem]:
-    """Everything wrong with `text` as template `name`, rendered with `sample`. Empty means fine."""
+def validate_template(library: TemplateLibrary, name: str, text: str, sample: Mapping[str, Any],
+                      channels: Iterable[str] = ("robot",)) -> list[TemplateProblem]:
+    """Everything wrong with `text` as template `name`, rendered with `sample`, for sending through
+    `channels` (bot.templates.limits). Empty means fine."""
     trial = library.with_edit(name, text)
     try:
         source = trial.source(name)
@@ -322,15 +324,16 @@ def validate_template(library: TemplateLibrary, name: str, text: str,
         rendered = trial.render(name, sample)
     except TemplateError as exc:
         return [TemplateProblem(str(exc), exc.line)]
-    return [TemplateProblem(p, None) for p in size_problems(rendered)]
+    return [TemplateProblem(p, None) for p in size_problems(rendered, channels)]
 
 
-def size_problems(message: RenderedMessage) -> list[str]:
-    size = len(message.text.encode("utf-8"))
-    limit = BYTE_LIMITS[message.msgtype]
+def size_problems(message: RenderedMessage, channels: Iterable[str] = ("robot",)) -> list[str]:
+    """Empty, or over the strictest limit of the channels it goes through."""
     if not message.text:
         return ["渲染结果为空，企业微信不接受空消息。处理办法：补充模板正文"]
-    if size > limit:
-        return [f"渲染后共 {size} 字节，超过企业微信 {message.msgtype} 消息 {limit} 字节的上限。"
-                f"处理办法：删减约 {size - limit} 字节（一个汉字占 3 字节）"]
-    return []
+    size, found = len(message.text.encode("utf-8")), limit_for(message.msgtype, channels)
+    if found is None or size <= found[0]:
+        return []
+    limit, channel = found
+    return [f"渲染后共 {size} 字节，超过企业微信{CHANNEL_NAMES[channel]} {message.msgtype} 消息 {limit} 字节的上限。"
+            f"处理办法：删减约 {size - limit} 字节（一个汉字占 3 字节）"]

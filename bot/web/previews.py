@@ -3,13 +3,15 @@ and the preview itself: rendered text, its size against WeCom's limit, and every
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.calendars.holiday_file import HolidayPeriod
 from bot.calendars.holidays import HolidayCalendar
 from bot.rules.holidays import period_context
-from bot.templates.render import BYTE_LIMITS, TemplateLibrary, TemplateProblem, validate_template
+from bot.templates.limits import limit_for
+from bot.templates.render import TemplateLibrary, TemplateProblem, validate_template
 from bot.templates.samples import TEMPLATE_KINDS, sample_context
 
 DEFAULT = "default"
@@ -80,8 +82,10 @@ def _send_day(name: str, period: HolidayPeriod, calendar: HolidayCalendar) -> An
     return calendar.workday_before(period.first_day, 1)
 
 
-def preview(library: TemplateLibrary, name: str, text: str, sample: dict[str, Any]) -> Preview:
-    problems = validate_template(library, name, text, sample)
+def preview(library: TemplateLibrary, name: str, text: str, sample: dict[str, Any],
+            channels: Iterable[str] = ("robot",)) -> Preview:
+    """The rendered text, its size against the strictest limit of ``channels``, and its problems."""
+    problems = validate_template(library, name, text, sample, channels)
     rendered, msgtype = "", "text"
     try:
         message = library.with_edit(name, text).render(name, sample)
@@ -90,13 +94,15 @@ def preview(library: TemplateLibrary, name: str, text: str, sample: dict[str, An
         if not problems:
             problems = [TemplateProblem(str(exc), getattr(exc, "line", None))]
     size = len(rendered.encode("utf-8"))
-    return Preview(rendered, msgtype, size, BYTE_LIMITS.get(msgtype, 2048), problems)
+    limit = limit_for(msgtype, channels)
+    return Preview(rendered, msgtype, size, limit[0] if limit else 2048, problems)
 
 
-def save_problems(library: TemplateLibrary, name: str, text: str, samples: list[dict[str, Any]]) -> list[TemplateProblem]:
+def save_problems(library: TemplateLibrary, name: str, text: str, samples: list[dict[str, Any]],
+                  channels: Iterable[str] = ("robot",)) -> list[TemplateProblem]:
     """Everything that forbids saving `text`, checked with each sample (no duplicates)."""
     found: dict[str, TemplateProblem] = {}
     for sample in samples:
-        for problem in validate_template(library, name, text, sample):
+        for problem in validate_template(library, name, text, sample, channels):
             found.setdefault(problem.message, problem)
     return list(found.values())

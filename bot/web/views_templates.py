@@ -9,6 +9,7 @@ from flask import abort, jsonify, redirect, render_template, request, url_for
 
 from bot.errors import BotError
 from bot.store.template_versions import Version, get_version, history, save_version
+from bot.templates.limits import template_channels
 from bot.templates.render import TemplateLibrary
 from bot.templates.samples import sample_context
 from bot.web.common import actor, console, notice, now, runtime
@@ -46,10 +47,15 @@ def _sample(name: str, choice: str) -> dict[str, Any]:
     return build_sample(name, choice, rt.calendar(), rt.studies())
 
 
+def _channels(name: str) -> frozenset[str]:
+    """Judged by the channels of the targets that use it: app markdown is 2,048 bytes, robot 4,096."""
+    return template_channels(runtime().settings(), name)
+
+
 def _editor(name: str, text: str, choice: str, problems: list[Any] | None = None, status: int = 200) -> Any:
     rt = runtime()
     library = _library_for(name)
-    shown = preview(library, name, text, _sample(name, choice))
+    shown = preview(library, name, text, _sample(name, choice), _channels(name))
     return render_template(
         "template_edit.html", name=name, title=library.source(name).title, text=text, choice=choice, preview=shown,
         problems=problems if problems is not None else shown.problems, edited=name in library.edits,
@@ -73,7 +79,7 @@ def template_preview(name: str) -> Any:
     if request.is_json:
         data = request.get_json(silent=True) or {}
         text = str(data.get("text", "")).replace("\r\n", "\n")
-        shown = preview(library, name, text, _sample(name, str(data.get("sample", DEFAULT))))
+        shown = preview(library, name, text, _sample(name, str(data.get("sample", DEFAULT))), _channels(name))
         return jsonify(shown.as_json())
     return _editor(name, _submitted_text(), request.form.get("sample", DEFAULT))
 
@@ -82,7 +88,7 @@ def template_preview(name: str) -> Any:
 def template_save(name: str) -> Any:
     library = _library_for(name)
     text, choice = _submitted_text(), request.form.get("sample", DEFAULT)
-    problems = save_problems(library, name, text, [sample_context(name), _sample(name, choice)])
+    problems = save_problems(library, name, text, [sample_context(name), _sample(name, choice)], _channels(name))
     if problems:
         notice("模板有错误，未保存。请按提示修改后再保存。", "danger")
         return _editor(name, text, choice, problems, status=422)
@@ -148,7 +154,7 @@ def template_restore(name: str) -> Any:
     version, label = _restore_target(name, request.form.get("version", "default"))
     body = version.body if version is not None else None
     if body is not None:
-        problems = save_problems(library, name, body, [sample_context(name)])
+        problems = save_problems(library, name, body, [sample_context(name)], _channels(name))
         if problems:
             notice(f"{label}已不能通过校验，未恢复：{problems[0].message}", "danger")
             return redirect(url_for("console.template_history", name=name))

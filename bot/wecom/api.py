@@ -215,16 +215,21 @@ def is_ambiguous(exception: BaseException) -> bool:
 
 
 def robot_payload(msgtype: str, text: str, recipients: dict[str, Any]) -> dict[str, Any]:
-    """Group robot JSON; only ``text`` carries @-mention lists (wecom.md §2)."""
+    """Group robot JSON. Only ``text`` carries the mention lists; ``markdown`` mentions people as
+    ``<@userid>`` in its content and cannot mention @all or mobiles (wecom.md §2; `check` refuses those)."""
     if msgtype == "text":
         body: dict[str, Any] = {"content": text}
         for field in ("mentioned_list", "mentioned_mobile_list"):
             if recipients.get(field):
                 body[field] = list(recipients[field])
         return {"msgtype": "text", "text": body}
-    if msgtype in ("markdown", "markdown_v2"):
+    if msgtype == "markdown":
+        mentions = " ".join(f"<@{u}>" for u in recipients.get("mentioned_list", []) if u != "@all")
+        return {"msgtype": msgtype, msgtype: {"content": f"{text}\n{mentions}" if mentions else text}}
+    if msgtype == "markdown_v2":
         return {"msgtype": msgtype, msgtype: {"content": text}}
     raise UnsupportedMessage(f"群机器人不支持消息类型 {msgtype}")
+
 
 
 def app_payload(recipients: dict[str, Any], agent_id: int, message: dict[str, Any]) -> dict[str, Any]:

@@ -293,3 +293,22 @@ def test_check_warns_when_nobody_would_hear_of_failures(project: Path, capsys: p
     project.write_text(text, encoding="utf-8")
     code, out = check(project, "2026-06-01", capsys)
     assert code == 1 and "未配置 admins.targets" in out
+
+
+def test_check_judges_a_template_by_the_channels_that_use_it(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = project.parent / "messages" / "holiday_integrity.j2"
+    template.write_text(template.read_text(encoding="utf-8") + "严" * 1000, encoding="utf-8")  # ~3,500 bytes
+    code, out = check(project, "2026-06-01", capsys)
+    assert code == 0, out  # robots take markdown up to 4,096 bytes
+    text = project.read_text(encoding="utf-8").replace("to: [all_groups]", "to: [all_groups, office]", 1)
+    project.write_text(text, encoding="utf-8")
+    code, out = check(project, "2026-06-01", capsys)
+    assert code == 2 and "模板 holiday_integrity" in out and "超过企业微信应用消息 markdown 消息 2048 字节的上限" in out
+
+
+def test_check_refuses_at_all_on_a_robot_markdown(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = project.read_text(encoding="utf-8").replace(
+        "key: 6a1f0c2e-0b1d-4c55-9a11-00000000b001}", "key: 6a1f0c2e-0b1d-4c55-9a11-00000000b001, mentioned_list: ['@all']}")
+    project.write_text(text, encoding="utf-8")
+    code, out = check(project, "2026-06-01", capsys)
+    assert code == 2 and "不能 @所有人" in out and "发往 b1_group 的消息" in out

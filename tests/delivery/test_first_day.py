@@ -129,3 +129,33 @@ def test_a_transient_failure_at_the_first_admin_target_does_not_hold_the_alert(
     enqueue(store, [delivery("g2", settings, clock.now())], clock.now())
     make_dispatcher(settings).dispatch_due()
     assert [(r.target, r.status, r.attempts) for r in alerts_of(store)] == [("admin", "failed", 1), ("g9", "sent", 1)]
+
+
+# ---- limits per channel, mentions ------------------------------------------------------------
+
+
+def test_the_sender_refuses_what_the_channel_cannot_carry_before_calling_wecom(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url)
+    body = "## 节前提醒\n" + "严" * 1000  # ~3,000 bytes: too long for the app, fine for a robot
+    row = send_one(store, sim, clock, make_dispatcher, "office", settings, msgtype="markdown", text=body)
+    assert (row.status, row.attempts) == ("failed", 1) and "应用消息 markdown 消息 2048 字节" in row.last_error
+    assert not [r for r in sim.requests(APP_SEND) if "## 节前提醒" in r.body.decode()]  # WeCom never saw it
+    row = send_one(store, sim, clock, make_dispatcher, "g1", settings, msgtype="markdown", text=body)
+    assert row.status == "sent"
+
+
+def test_a_robot_markdown_mentions_people_inside_its_content(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url)
+    data = settings.model_dump()
+    data["targets"]["g1"]["mentioned_list"] = ["zhangwei", "lina"]
+    data["targets"]["g1"]["key"] = robot_key(1)
+    data["wecom"]["secret"] = settings.wecom.secret.get_secret_value()  # type: ignore[union-attr]
+    data["wecom"]["callback"] = {"token": "tok", "encoding_aes_key": "a" * 43}
+    settings = type(settings).model_validate(data)
+    row = send_one(store, sim, clock, make_dispatcher, "g1", settings, msgtype="markdown", text="**节前提醒**")
+    assert row.status == "sent"
+    [message] = sim.group_messages(robot_key(1))
+    assert message["markdown"]["content"] == "**节前提醒**\n<@zhangwei> <@lina>"
+    assert "mentioned_list" not in message["markdown"]

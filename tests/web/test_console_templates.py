@@ -126,3 +126,14 @@ def test_version_of_another_template_is_not_found(admin, runtime) -> None:
     version = history(runtime.store, NAME)[0].id
     assert admin.get(f"/admin/templates/holiday_return/restore?version={version}").status_code == 404
     assert admin.get("/admin/templates/no_such_template").status_code == 404
+
+
+def test_a_template_for_the_app_is_judged_by_the_app_limit(admin, runtime) -> None:
+    # study_overdue goes to the administrators (an app target): app markdown stops at 2,048 bytes.
+    text = runtime.templates().default_text("study_overdue") + "严" * 1000
+    response = post(admin, "/admin/templates/study_overdue", {"text": text})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "应用消息 markdown 消息 2048 字节" in page
+    # The same 3,000 bytes are fine in a group robot's markdown (4,096).
+    response = post(admin, f"/admin/templates/{NAME}", {"text": shipped(runtime) + "严" * 1000})
+    assert response.status_code == 302

@@ -83,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="检查配置、日程和模板")
     p.add_argument("--today", type=_date, help="按指定日期检查（用于演练，默认今天）")
-    p.add_argument("--online", action="store_true", help="同时连接企业微信，检查应用凭据（corp_id、secret）")
+    p.add_argument("--online", action="store_true",
+                   help="同时连接企业微信做部署检查：应用凭据、企业可信IP、可见范围，逐个推送对象列出状态和处理办法")
+    p.add_argument("--send-test", action="store_true",
+                   help="（含 --online）再向管理员推送对象和每个群机器人发送一条简短的测试消息")
 
     sub.add_parser("run", help="运行服务：定时发送、回调和管理后台")
     p = sub.add_parser("demo", help="同时启动内置企业微信模拟器和服务，用于体验")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.calendars.holiday_status import holiday_alert
 from bot.clock import BEIJING
+from bot.commands.doctor import Doctor, TargetState, doctor_table
 from bot.config import Settings
 from bot.errors import BotError
 from bot.inputs import Loaded, load_all
@@ -24,21 +25,24 @@ class CheckResult:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
+    targets: list[TargetState] = field(default_factory=list)  # check --online: one row per target
 
     @property
     def exit_code(self) -> int:
-        return 2 if self.errors else 1 if self.warnings else 0
+        levels = {row.level for row in self.targets}
+        return 2 if self.errors or "error" in levels else 1 if self.warnings or "warning" in levels else 0
 
     def text(self) -> str:
         lines = [f"✓ {line}" for line in self.passed]
+        lines += [doctor_table(self.targets)] if self.targets else []
         lines += [f"警告：{line}" for line in self.warnings]
         lines += [f"错误：{line}" for line in self.errors]
-        verdict = ("检查未通过：请按上面的说明修改后重新运行 check。" if self.errors else
-                   "检查通过，但有需要注意的警告。" if self.warnings else "检查通过。")
+        verdict = ("检查未通过：请按上面的说明修改后重新运行 check。" if self.exit_code == 2 else
+                   "检查通过，但有需要注意的警告。" if self.exit_code == 1 else "检查通过。")
         return "\n".join([*lines, verdict])
 
 
-def run_checks(config: str | Path | None, today: date, online: bool = False) -> CheckResult:
+def run_checks(config: str | Path | None, today: date, online: bool = False, send_test: bool = False) -> CheckResult:
     result = CheckResult()
     try:
         loaded = load_all(config)
@@ -46,7 +50,7 @@ def run_checks(config: str | Path | None, today: date, online: bool = False) -> 
         result.errors.append(str(exc))
         return result
     if online:
-        check_wecom_online(loaded.settings, result)
+        check_wecom_online(loaded.settings, result, send_test)
     result.passed.append(f"配置文件 {loaded.settings.source} 有效")
     if not loaded.settings.admin_chain():
         result.warnings.append("未配置 admins.targets：发送失败、错过发送、学习逾期等情况不会通知任何人。"
@@ -111,18 +115,9 @@ def check_plan(loaded: Loaded, today: date, result: CheckResult) -> None:
     result.passed.append(f"未来 {LOOKAHEAD_DAYS} 天计划发送 {len(plan.messages)} 条消息")
 
 
-def check_wecom_online(settings: Settings, result: CheckResult) -> None:
-    """`check --online`: fetch an access token, as the first app message would (robot keys cannot be
-    checked without sending a message)."""
-    from bot.wecom.api import app_for, classify
-    wecom = settings.wecom
-    if wecom is None:
+def check_wecom_online(settings: Settings, result: CheckResult, send_test: bool = False) -> None:
+    """`check --online`: the deployment doctor (bot.commands.doctor), one row per target."""
+    if settings.wecom is None:
         result.passed.append("未配置企业微信（wecom），消息只打印到控制台")
         return
-    try:
-        app_for(settings).client.fetch_access_token()
-    except Exception as exc:  # noqa: BLE001 - every failure is reported in words
-        result.errors.append(f"企业微信接口 {wecom.api_base}：获取访问令牌失败：{classify(None, None, exc).error}。"
-                             "处理办法：核对 wecom.corp_id、wecom.secret，并确认本机能访问该地址")
-        return
-    result.passed.append(f"企业微信接口 {wecom.api_base}：应用凭据有效（应用 {wecom.agent_id}）")
+    result.targets = Doctor(settings, send_test).diagnose()

@@ -54,7 +54,8 @@ def _existing_runtime(config: str | None) -> Runtime | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    result = run_checks(args.config, args.today or today_in_beijing(), online=args.online)
+    result = run_checks(args.config, args.today or today_in_beijing(), online=args.online or args.send_test,
+                        send_test=args.send_test)
     print(result.text())
     return result.exit_code
 

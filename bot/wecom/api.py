@@ -344,14 +344,21 @@ class WeComApp:
         self._refresh_lock = threading.Lock()
 
     def post(self, endpoint: str, data: dict[str, Any]) -> dict[str, Any]:
+        return self.call("post", endpoint, data)
+
+    def get(self, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self.call("get", endpoint, params=params)
+
+    def call(self, method: str, endpoint: str, data: dict[str, Any] | None = None,
+             params: dict[str, Any] | None = None) -> dict[str, Any]:
         token = self._token()
         try:
-            return self._post(endpoint, data, token)
+            return self._call(method, endpoint, data, params, token)
         except WeChatClientException as exc:
             if exc.errcode not in TOKEN_ERRORS:
                 raise
             log.info("access_token 失效（错误码 %s），重新获取一次", exc.errcode)
-        return self._post(endpoint, data, self._refresh(token))
+        return self._call(method, endpoint, data, params, self._refresh(token))
 
     def _token(self) -> str:
         with self._refresh_lock:
@@ -364,8 +371,11 @@ class WeComApp:
                 self.client.fetch_access_token()
             return str(self.client.session.get(self.client.access_token_key))
 
-    def _post(self, endpoint: str, data: dict[str, Any], token: str) -> dict[str, Any]:
-        answer = self.client.post(endpoint, data=data, params={"access_token": token})
+    def _call(self, method: str, endpoint: str, data: dict[str, Any] | None, params: dict[str, Any] | None,
+              token: str) -> dict[str, Any]:
+        query = {**(params or {}), "access_token": token}
+        answer = (self.client.post(endpoint, data=data, params=query) if method == "post"
+                  else self.client.get(endpoint, params=query))
         if not isinstance(answer, dict):
             raise MalformedAnswer()
         return answer

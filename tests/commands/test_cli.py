@@ -59,14 +59,47 @@ def test_check_passes_mid_year(project: Path, capsys: pytest.CaptureFixture[str]
 
 def test_check_online_verifies_the_app_credentials(project: Path, simulator: Simulator,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", str(project), "check", "--today", "2026-06-01", "--online"]) == 0
-    assert "应用凭据有效（应用 1000002）" in capsys.readouterr().out
+    code = main(["--config", str(project), "check", "--today", "2026-06-01", "--online"])
+    out = capsys.readouterr().out
+    assert code == 1, out  # whether button cards can be sent: the API cannot tell, a warning
+    assert "企业微信应用 | 应用消息 | ✓ 正常 | 凭据有效" in out and "接收消息" in out
+    assert "第一党支部群（b1_group） | 群机器人 | · 未检查" in out
     text = project.read_text(encoding="utf-8").replace("demo-app-secret-for-simulator-only", "wrong-secret")
     project.write_text(text, encoding="utf-8")
     wecom._apps.clear()  # the cached app client holds the good secret's token
     assert main(["--config", str(project), "check", "--today", "2026-06-01", "--online"]) == 2
     out = capsys.readouterr().out
     assert "获取访问令牌失败" in out and "40001" in out and "wecom.secret" in out
+
+
+def test_check_online_send_test_prints_the_per_target_table(project: Path, simulator: Simulator,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--config", str(project), "check", "--today", "2026-06-01", "--online", "--send-test"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "推送对象 | 渠道 | 状态 | 说明 | 处理办法" in out
+    for name in ("b1_group", "b2_group", "b3_group"):
+        assert f"（{name}） | 群机器人 | ✓ 正常 | 已发送测试消息" in out
+        assert "部署检查" in simulator.group_messages(simulator.robot_key(
+            load_settings(project).targets[name].key.get_secret_value()) or "")[0]["text"]["content"]  # type: ignore[union-attr]
+    assert "（office） | 应用消息 | ✓ 正常 | 在可见范围内，已发送测试卡片" in out
+    assert simulator.user_messages("liming")[0]["msgtype"] == "template_card"
+
+
+def test_check_online_names_what_an_unconfigured_tenant_lacks(project: Path, simulator: Simulator,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    simulator.play_tenant(untrusted_ip=True)
+    code = main(["--config", str(project), "check", "--today", "2026-06-01", "--online"])
+    out = capsys.readouterr().out
+    assert code == 2 and "企业微信应用 | 应用消息 | ✗ 有误" in out and "企业可信IP" in out and "127.0.0.1" in out
+    simulator.play_tenant(untrusted_ip=False, no_callback=True, hidden_users={"zhangwei"})
+    simulator.remove_robot("6a1f0c2e-0b1d-4c55-9a11-00000000b002")
+    code = main(["--config", str(project), "check", "--today", "2026-06-01", "--send-test"])
+    out = capsys.readouterr().out
+    assert code == 2, out
+    assert "（b1_secretary） | 应用消息 | ✗ 有误 | 成员 zhangwei 不在应用可见范围内" in out
+    assert "（b2_group） | 群机器人 | ✗ 有误 | 群机器人密钥无效" in out
+    assert "（office） | 应用消息 | ✗ 有误 | 应用未设置接收消息的回调地址" in out
 
 
 @pytest.mark.parametrize(("today", "code", "level"), [

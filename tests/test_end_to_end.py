@@ -127,6 +127,21 @@ def test_study_prompt_reply_button_nudge_and_overdue(stack: Stack, capsys: pytes
     assert rows["b3"]["status"] == "missing" and rows["b3"]["confirmed_at"] is None
 
 
+def test_a_click_is_confirmed_on_the_card_without_the_passive_reply(stack: Stack) -> None:
+    sim = stack.sim
+    sim.play_tenant(card_reply_shown=False)  # WeCom may not show a passive reply to a card event
+    stack.start()
+    stack.at("2026-05-11 09:00")
+    card = next(m for m in sim.user_messages("lina") if m.get("msgtype") == "template_card")
+    clicked = sim.click_card("lina", card["template_card"]["task_id"], "confirm:jsjy-2026-05")
+    assert clicked.status == 200
+    eventually(lambda: [m["card"]["replace_name"] for m in sim.user_messages("lina") if "card" in m]
+               == ["已完成 05-11 09:00"])
+    [update] = sim.requests("/cgi-bin/message/update_template_card")
+    assert update.json["response_code"] == sim.conversation("lina")[-1]["response_code"]  # the click's code
+    assert update.json["button"] == {"replace_name": "已完成 05-11 09:00"} and update.answer["errcode"] == 0
+
+
 def test_moving_an_announced_meeting_tells_its_group_once_across_restarts(stack: Stack) -> None:
     sim, group = stack.sim, "第一党支部群"
     stack.clock.set(at("2026-03-05 15:00"))

@@ -265,7 +265,7 @@ class Simulator:
         result = self.sender.post(xml)
         new_name = replace_name(result.reply_xml)
         with self.world.lock:
-            if new_name:
+            if new_name and self.world.tenant.card_reply_shown:
                 app_api.apply_card_update(self.world, userid, card["msgid"], new_name, None)
         self._converse(userid, {"kind": "click", "task_id": task_id, "key": key, "response_code": code}, result)
         return result

@@ -7,7 +7,9 @@ Each switch makes the simulator answer as real WeCom does for that mistake:
 - ``hidden_users``: members outside the app's 可见范围 (invalid recipients; 81013 if none is left);
 - ``too_long``: every message is refused with 40058, as an over-long one is;
 - ``forbidden``: API paths this app may not call (48002);
-- ``agent_mismatch``: the agentid does not belong to the secret (301002).
+- ``agent_mismatch``: the agentid does not belong to the secret (301002);
+- ``card_reply_shown``: whether a passive reply to a card click changes the card (not certain in
+  real WeCom; off, only update_template_card does).
 A removed robot (93000) is ``Simulator.remove_robot``.
 """
 
@@ -31,6 +33,7 @@ class Tenant:
     no_callback: bool = False
     too_long: bool = False
     agent_mismatch: bool = False
+    card_reply_shown: bool = True
     hidden_users: set[str] = field(default_factory=set)
     forbidden: set[str] = field(default_factory=set)
 

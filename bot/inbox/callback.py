@@ -15,6 +15,7 @@ recorded, or the administrators hear that it was not.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 PATH = "/wecom/callback"
 MAX_BODY = 64 * 1024
 CARD_CODE_LIFETIME = timedelta(hours=72)  # a send's response_code (wecom.md §5)
+RETRY_HOLD = 5.5  # WeCom waits 5 s for an answer, then re-sends the callback (up to 3 times)
 FALLBACK_REPLY = "已收到您的回复。系统暂时无法生成答复，请稍后回复“进度”查看记录情况，或联系党办（纪检）工作人员。"
 
 
@@ -84,19 +86,22 @@ class CallbackContext(Protocol):
 class CallbackBlueprint(Blueprint):
     """The callback's routes and the writer that records what they receive."""
 
-    def __init__(self, ctx: CallbackContext, answer_within: float = ANSWER_WITHIN) -> None:
+    def __init__(self, ctx: CallbackContext, answer_within: float = ANSWER_WITHIN,
+                 retry_hold: float = RETRY_HOLD) -> None:
         super().__init__("wecom_callback", __name__)
         self.writer = InboxWriter(ctx.store, answerer(ctx))
         self.answer_within = answer_within
+        self.retry_hold = retry_hold
 
     def close(self) -> None:
         """Answer the callbacks already queued and stop the writer; later ones get 503."""
         self.writer.close()
 
 
-def callback_blueprint(ctx: CallbackContext, answer_within: float = ANSWER_WITHIN) -> CallbackBlueprint:
+def callback_blueprint(ctx: CallbackContext, answer_within: float = ANSWER_WITHIN,
+                       retry_hold: float = RETRY_HOLD) -> CallbackBlueprint:
     """Call ``close()`` on it at shutdown (before closing the store)."""
-    blueprint = CallbackBlueprint(ctx, answer_within)
+    blueprint = CallbackBlueprint(ctx, answer_within, retry_hold)
 
     @blueprint.get(PATH)
     def verify_url() -> Response:
@@ -162,6 +167,7 @@ def _verify(ctx: CallbackContext) -> Response:
 
 
 def _receive(ctx: CallbackContext, blueprint: CallbackBlueprint) -> Response:
+    started = time.monotonic()
     wecom = _wecom(ctx)
     body = _read_body()
     query = signed_query(request.args)
@@ -172,7 +178,7 @@ def _receive(ctx: CallbackContext, blueprint: CallbackBlueprint) -> Response:
     now = ctx.clock.now().astimezone(BEIJING)
     check_skew(query, now)
     inbound = _inbound(decrypt(crypto_for(wecom), query, encrypted))
-    reply, fresh = _record_and_answer(ctx, blueprint, inbound, now)
+    reply, fresh = _record_and_answer(ctx, blueprint, inbound, now, started)
     log.info("收到 %s 的回调（%s）%s，%s", inbound.user, inbound.get("MsgType"),
              "" if fresh else "（重复推送）", "已被动回复" if reply else "无需回复")
     if not reply:
@@ -182,7 +188,7 @@ def _receive(ctx: CallbackContext, blueprint: CallbackBlueprint) -> Response:
 
 
 def _record_and_answer(ctx: CallbackContext, blueprint: CallbackBlueprint, inbound: Inbound,
-                       now: datetime) -> tuple[str | None, bool]:
+                       now: datetime, started: float) -> tuple[str | None, bool]:
     """Recorded and answered by the writer's next batch; a repeat gets the recorded answer."""
     try:
         recorded = blueprint.writer.record(inbound, now, timeout=blueprint.answer_within)
@@ -193,6 +199,10 @@ def _record_and_answer(ctx: CallbackContext, blueprint: CallbackBlueprint, inbou
         late.future.add_done_callback(lambda done: ctx.after_response(lambda: answer_late(ctx, inbound, done)))
         return None, True
     except NotRecorded as exc:
+        # WeCom may give up on an error answer, but re-sends a callback it got no answer to within 5 s:
+        # so no answer until that has passed, and the re-sent one may find the database back.
+        log.error("%s 的回调未能记录（%s），暂不应答，企业微信将重新推送", inbound.user, exc)
+        time.sleep(max(0.0, blueprint.retry_hold - (time.monotonic() - started)))
         raise Refused(503, "暂时无法处理，请稍后重试") from exc
     if recorded.outcome is not None:
         after_answer(ctx, inbound, recorded.outcome)

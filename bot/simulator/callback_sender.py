@@ -101,7 +101,9 @@ class CallbackSender:
         return Envelope(self.signed_query(encrypt), body.encode("utf-8"))
 
     def post(self, plaintext: str) -> CallbackResult:
-        """Deliver one callback; no 200 in time → re-send the same envelope, up to `callback_retries` times."""
+        """Deliver one callback; no answer in time (or a connection error) → re-send the same envelope,
+        up to `callback_retries` times. An HTTP error answer is not retried: whether WeCom retries one
+        is not certain, so the simulator takes the case that loses the message."""
         envelope = self.envelope(plaintext)
         status: int | None = None
         for attempt in range(1, self.settings.callback_retries + 2):
@@ -109,6 +111,8 @@ class CallbackSender:
             if status == 200:
                 reply = self.open_reply(content)
                 return CallbackResult(status, reply.text, attempt, reply.xml, reply.error)
+            if status is not None:
+                return CallbackResult(status, None, attempt, None, f"服务以 HTTP {status} 应答，不再重新推送")
         return CallbackResult(status, None, self.settings.callback_retries + 1, None, "未在时限内收到 HTTP 200 应答")
 
     def attempt(self, envelope: Envelope) -> tuple[int | None, bytes]:

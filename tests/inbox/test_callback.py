@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,7 +46,7 @@ from werkzeug.serving import make_server
 import bot.simulator
 from bot.clock import BEIJING, Clock, FakeClock, SystemClock
 from bot.config import Settings
-from bot.inbox.callback import MAX_BODY, PATH, CallbackBlueprint, answer_late, callback_blueprint
+from bot.inbox.callback import MAX_BODY, PATH, CallbackBlueprint, _answerer, answer_late, callback_blueprint
 from bot.inbox.responder import Outcome
 from bot.inbox.writer import Inbound, InboxWriter, NotRecorded, Recorded
 from bot.rules.studies import StudySchedule
@@ -426,27 +427,54 @@ def test_bad_callbacks_are_refused_and_nothing_is_recorded(client: FlaskClient, 
 # ---- end to end over loopback HTTP, against the simulator ------------------------------------------
 
 
-@pytest.fixture
-def live(tmp_path: Path, store: Store) -> Iterator[tuple[Any, Service]]:
+@contextmanager
+def serving(tmp_path: Path, store: Store, app_options: dict[str, Any] | None = None,
+            **sim_options: Any) -> Iterator[tuple[Any, Service, CallbackBlueprint]]:
+    """The service's callback over loopback HTTP and a simulator posting to it."""
     now = SystemClock().now()
     fmt = "%Y-%m-%d %H:%M"
     schedule = schedule_of(tmp_path, item_yaml("live-item", (now - timedelta(days=1)).strftime(fmt),
                                                (now + timedelta(days=5)).strftime(fmt)))
     service = Service(store, SystemClock(), demo_settings(), schedule)
-    server = make_server("127.0.0.1", 0, make_app(service), threaded=True)
+    server = make_server("127.0.0.1", 0, make_app(service, **(app_options or {})), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     settings = bot.simulator.SimulatorSettings(
         corp_id=CORP, secret="s", agent_id=1000002, callback_token=TOKEN, encoding_aes_key=AES_KEY,
         callback_url=f"http://127.0.0.1:{server.port}{PATH}", robots={},
-        users={"zhangwei": "张伟", "lina": "李娜", "wangfang": "王芳"})
+        users={"zhangwei": "张伟", "lina": "李娜", "wangfang": "王芳"}, **sim_options)
     sim = bot.simulator.Simulator(settings)
     sim.start()
-    yield sim, service
-    sim.stop()
-    server.shutdown()
-    thread.join(timeout=5)
-    service.close()
+    try:
+        yield sim, service, service.blueprints[-1]
+    finally:
+        sim.stop()
+        server.shutdown()
+        thread.join(timeout=5)
+        service.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path, store: Store) -> Iterator[tuple[Any, Service]]:
+    with serving(tmp_path, store) as (sim, service, _):
+        yield sim, service
+
+
+def test_a_callback_that_cannot_be_recorded_is_not_answered_so_wecom_sends_it_again(
+        tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    with serving(tmp_path, store, {"retry_hold": 0.6}, callback_timeout=0.3) as (sim, service, blueprint):
+        blueprint.writer.close()  # the database cannot take it: every record is refused
+
+        def recover() -> None:  # once the first delivery was refused, the database is back
+            while "暂不应答" not in caplog.text:
+                time.sleep(0.01)
+            blueprint.writer = InboxWriter(store, _answerer(service))
+        caplog.set_level(logging.ERROR)
+        threading.Thread(target=recover, daemon=True).start()
+        result = sim.reply_as("zhangwei", "已学习")
+        assert result.status == 200 and result.attempts == 2  # WeCom's re-send was recorded and answered
+        assert result.reply is not None and result.reply.startswith("已记录：第一党支部于")
+        assert rows(store, Confirmation) == 1 and rows(store, InboundMessage) == 1
 
 
 def test_end_to_end_reply_through_the_simulator(live: tuple[Any, Service], store: Store) -> None:
@@ -640,7 +668,7 @@ def test_closing_answers_what_is_queued_and_refuses_the_rest(store: Store, servi
     assert [f.result(0).reply for f in queued] == [f"reply to {n}" for n in range(5)]
     with pytest.raises(NotRecorded):
         writer.submit(_inbound("a", 9), NOW)
-    app = make_app(service)
+    app = make_app(service, retry_hold=0.0)
     service.blueprints[-1].close()
     answer = post(app.test_client(), says(wecom, clock, "zhangwei", "已学习"))
     assert answer.status_code == 503 and "稍后" in answer.text

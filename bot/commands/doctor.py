@@ -21,6 +21,7 @@ from bot.delivery.channels import recipients_of
 from bot.formatting import target_title
 from bot.wecom import api as wecom
 from bot.wecom.contacts import Visibility, agent_visibility, member_problem
+from bot.wecom.outcomes import classify
 
 TEST_TEXT = "【wecom-reminder 部署检查】这是一条测试消息，说明本推送对象可以收到提醒，无需回复。"
 APP_ROW = "企业微信应用"
@@ -128,7 +129,7 @@ class Doctor:
 
 
 def _cause_and_fix(exc: Exception) -> tuple[str, str]:
-    cause, _, fix = (wecom.classify(None, None, exc).error or "原因不明").partition("。处理办法：")
+    cause, _, fix = (classify(None, None, exc).error or "原因不明").partition("。处理办法：")
     return cause, fix
 
 

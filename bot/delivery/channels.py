@@ -19,7 +19,7 @@ from bot.store.queries import DeliveryRow
 from bot.templates.limits import card_problems
 from bot.templates.render import RenderedMessage, size_problems
 from bot.wecom import api as wecom
-from bot.wecom.api import Outcome
+from bot.wecom.outcomes import Outcome, UnsupportedMessage, classify, is_ambiguous
 
 __all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "channel_for", "recipients_of"]
 
@@ -65,8 +65,8 @@ class RobotChannel:
         return Outcome("sent", errcode=0)
 
     def _failed(self, exc: Exception) -> Outcome:
-        outcome = wecom.classify(None, None, exc)
-        if self.report_ambiguous and wecom.is_ambiguous(exc):
+        outcome = classify(None, None, exc)
+        if self.report_ambiguous and is_ambiguous(exc):
             # The robot may have posted it; a robot has no duplicate check, so a re-send could double it.
             return Outcome("unknown", f"{outcome.error}，消息可能已送达，按配置不再重发")
         return outcome
@@ -85,7 +85,7 @@ class AppChannel:
         try:
             answer = self.app.post(*self._request(delivery))
         except Exception as exc:  # noqa: BLE001 - classify re-raises what it does not know
-            return wecom.classify(None, None, exc)
+            return classify(None, None, exc)
         return Outcome("sent", errcode=0, msgid=answer.get("msgid"), response_code=answer.get("response_code"),
                        warnings=wecom.answer_warnings(answer))
 
@@ -120,7 +120,7 @@ def channel_for(target: Any, settings: Settings, session: requests.Session) -> C
             return AppChannel(settings, session, target)
         case ConsoleTarget():
             return ConsoleChannel(settings)
-    raise wecom.UnsupportedMessage("无法识别的推送对象类型，请检查该推送对象的 type")
+    raise UnsupportedMessage("无法识别的推送对象类型，请检查该推送对象的 type")
 
 
 def recipients_of(target: RobotTarget | AppTarget | AppChatTarget) -> dict[str, Any]:
@@ -137,4 +137,4 @@ def recipients_of(target: RobotTarget | AppTarget | AppChatTarget) -> dict[str, 
             return {"touser": list(target.users), "toparty": list(target.parties), "totag": list(target.tags)}
         case AppChatTarget():
             return {"chatid": target.chatid}
-    raise wecom.UnsupportedMessage(f"未知的推送对象类型 {type(target).__name__}")
+    raise UnsupportedMessage(f"未知的推送对象类型 {type(target).__name__}")

@@ -41,7 +41,7 @@ from bot.occurrence import KIND_LABELS
 from bot.store.db import Store, try_leader_lock
 from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes
 from bot.store.queries import DeliveryRow, next_claimable_at
-from bot.wecom.api import Outcome, max_attempts_for
+from bot.wecom.outcomes import Outcome, max_attempts_for
 from bot.wecom.http import pooled_session
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ import requests
 from wechatpy.exceptions import WeChatClientException
 
 from bot.wecom import api as wecom
-from bot.wecom.api import classify
+from bot.wecom import outcomes
+from bot.wecom.outcomes import classify
 
 # wecom.md §7, each with the outcome the table asks for.
 SECTION_7 = {
@@ -26,7 +27,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 FIRST_DAY = (60020, 43012, 42014, 40056, 301002, 48002, 81013, 93000, 40058)
 
 
-@pytest.mark.parametrize("errcode", sorted({*SECTION_7, *wecom.PERMANENT, *wecom.TRANSIENT, *wecom.CONFIGURATION}))
+@pytest.mark.parametrize("errcode", sorted({*SECTION_7, *outcomes.PERMANENT, *outcomes.TRANSIENT, *outcomes.CONFIGURATION}))
 def test_every_handled_errcode_maps_to_an_outcome_with_a_chinese_reason(errcode: int) -> None:
     outcome = classify(errcode, 200, None)
     assert outcome.status == SECTION_7.get(errcode, outcome.status)
@@ -35,9 +36,9 @@ def test_every_handled_errcode_maps_to_an_outcome_with_a_chinese_reason(errcode:
     assert CJK.search(outcome.error or "") and f"{errcode}" in outcome.error
 
 
-@pytest.mark.parametrize("errcode", sorted(wecom.GETTOKEN))
+@pytest.mark.parametrize("errcode", sorted(outcomes.GETTOKEN))
 def test_gettoken_failures_are_configuration_errors(errcode: int) -> None:
-    outcome = classify(None, None, wecom.TokenFetchError(errcode))
+    outcome = classify(None, None, outcomes.TokenFetchError(errcode))
     assert outcome.status == "failed" and outcome.configuration and "wecom." in (outcome.error or "")
 
 
@@ -68,7 +69,7 @@ def test_http_statuses(http_status: int, status: str) -> None:
 
 @pytest.mark.parametrize("exc", [requests.ReadTimeout("http://x/cgi-bin/webhook/send?key=SECRET"),
                                  requests.ConnectTimeout(), requests.ConnectionError("key=SECRET"),
-                                 wecom.MalformedAnswer(), WeChatClientException(None, None)],
+                                 outcomes.MalformedAnswer(), WeChatClientException(None, None)],
                          ids=["read-timeout", "connect-timeout", "connection", "malformed", "http-error"])
 def test_transport_failures_retry_without_quoting_the_url(exc: Exception) -> None:
     outcome = classify(None, None, exc)
@@ -82,9 +83,9 @@ def test_unknown_errcodes_retry_and_success_is_sent() -> None:
 
 
 def test_minus_one_is_retried_at_most_three_times() -> None:
-    assert wecom.max_attempts_for(-1, 6) == 4
-    assert wecom.max_attempts_for(45009, 6) == 6
-    assert wecom.max_attempts_for(-1, 2) == 2
+    assert outcomes.max_attempts_for(-1, 6) == 4
+    assert outcomes.max_attempts_for(45009, 6) == 6
+    assert outcomes.max_attempts_for(-1, 2) == 2
 
 
 def test_robot_mentions_go_only_on_text() -> None:
@@ -94,7 +95,7 @@ def test_robot_mentions_go_only_on_text() -> None:
                                                   "mentioned_mobile_list": ["13800000000"]}}
     assert wecom.robot_payload("markdown", "**提醒**", recipients) == {"msgtype": "markdown",
                                                                       "markdown": {"content": "**提醒**"}}
-    with pytest.raises(wecom.UnsupportedMessage):
+    with pytest.raises(outcomes.UnsupportedMessage):
         wecom.robot_payload("image", "x", recipients)
 
 
@@ -114,7 +115,7 @@ def test_textcard_and_appchat_payloads() -> None:
     assert card["textcard"] == {"title": "会议提醒", "description": "明天 9:00", "url": "https://example.org/m"}
     assert wecom.appchat_payload("chat1", wecom.app_message("text", "t", "x")) == {
         "chatid": "chat1", "msgtype": "text", "text": {"content": "x"}, "safe": 0}
-    with pytest.raises(wecom.UnsupportedMessage):
+    with pytest.raises(outcomes.UnsupportedMessage):
         wecom.appchat_payload("chat1", wecom.button_card(
             {"title": "t", "button_text": "b", "button_key": "k"}, "wr_1"))
 

@@ -171,6 +171,14 @@ def test_failed_delivery_shows_the_error_without_secrets_and_can_be_retried(admi
     assert len([e for e in recent(runtime.store) if e.action == "重试发送"]) == 1
 
 
+def test_a_configuration_error_shows_target_cause_and_fix(admin, runtime) -> None:
+    from bot.wecom.outcomes import configuration_error
+    add_deliveries(runtime, 1, datetime(2026, 5, 1, 9, tzinfo=BEIJING), target="office")
+    set_failed(runtime, "test|", configuration_error(60020, "not allow to access from your ip, from ip: 203.0.113.9"))
+    page = admin.get("/admin/deliveries?status=failed").get_data(as_text=True)
+    assert "党办纪检工作人员" in page and "203.0.113.9" in page and "应用管理 → 本应用 → 企业可信IP" in page
+
+
 def test_deliveries_export_as_csv_follows_the_filters_and_hides_secrets(admin, runtime) -> None:
     add_deliveries(runtime, 3, datetime(2026, 4, 1, 9, tzinfo=BEIJING))
     add_deliveries(runtime, 2, datetime(2026, 4, 20, 9, tzinfo=BEIJING), kind="meeting_reminder", target="b2_group")

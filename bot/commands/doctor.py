@@ -105,7 +105,7 @@ class Doctor:
     def _send_app_test(self, title: str, target: AppTarget) -> TargetState:
         message: dict[str, Any] = wecom.app_message("text", "部署检查", TEST_TEXT)
         if not self.card_tested and self.settings.organisation.branches:
-            card = {"title": "部署检查：测试卡片", "description": TEST_TEXT, "button_text": "收到", "button_key": "doctor"}
+            card = {"title": "部署检查：测试卡片（无需点击）", "description": TEST_TEXT, "button_text": "收到", "button_key": "doctor"}
             message = wecom.button_card(card, wecom.task_id_for("doctor", _unique()))
         try:
             self.app.post("message/send", wecom.app_payload(recipients_of(target), self.app.agent_id, message))

@@ -504,7 +504,9 @@ def test_card_click_carries_a_fresh_single_use_response_code(receiver: Receiver,
     assert simulator.user_messages("zhangsan")[0]["card"]["replace_name"] == "已确认完成"
 
 
-def test_callback_is_resent_unchanged_up_to_three_times_on_500(clock: FakeMonotonic) -> None:
+def test_callback_answered_with_500_is_not_resent(clock: FakeMonotonic) -> None:
+    # Whether WeCom re-sends after an error answer is not certain: the simulator takes the case that
+    # loses the message, so the service must not answer an error to what it could not record.
     receiver = Receiver(lambda n: "fail")
     simulator = started(receiver.url, clock)
     try:
@@ -512,8 +514,8 @@ def test_callback_is_resent_unchanged_up_to_three_times_on_500(clock: FakeMonoto
     finally:
         simulator.stop()
         receiver.close()
-    assert (result.status, result.attempts, result.reply) == (500, 4, None)
-    assert len(receiver.posts) == 4 and len(set(receiver.posts)) == 1
+    assert (result.status, result.attempts, result.reply) == (500, 1, None) and "不再重新推送" in result.error
+    assert len(receiver.posts) == 1
 
 
 def test_callback_is_resent_after_a_slow_answer(clock: FakeMonotonic) -> None:

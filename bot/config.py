@@ -198,8 +198,8 @@ class WeComSettings(Strict):
     @classmethod
     def _api_base_written_out(cls, data: Any) -> Any:
         if isinstance(data, dict) and not data.get("api_base"):
-            raise ValueError("wecom 一节须写明 api_base：正式环境填 https://qyapi.weixin.qq.com，"
-                             "政务微信等私有部署填其接口地址，内置模拟器填 http://127.0.0.1:9000")
+            raise ValueError("wecom 一节须写明 api_base：正式环境填企业微信的接口地址（见 config.example.yaml 中 "
+                             "api_base 一行的说明），政务微信等私有部署填其接口地址，内置模拟器填 http://127.0.0.1:9000")
         return data
 
 

@@ -103,7 +103,7 @@ def test_api_base_must_be_written_out(tmp_path: Path) -> None:
     path = example_with(tmp_path, "  api_base: http://127.0.0.1:9000", "  # api_base removed")
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
-    assert "须写明 api_base" in str(caught.value) and "https://qyapi.weixin.qq.com" in str(caught.value)
+    assert "须写明 api_base" in str(caught.value) and "config.example.yaml" in str(caught.value)
     assert f"第 {line_of(path, 'wecom:')} 行" in str(caught.value)
 
 

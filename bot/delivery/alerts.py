@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -57,6 +58,17 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
     if inserted:  # the same alert again (same title, lines and rows) is not queued twice
         log.info("已加入告警，发往 %s：%s", chain[0], title)
     return inserted
+
+
+def raise_configuration_alerts(store: Store, settings: Settings, now: datetime,
+                               failures: Sequence[tuple[DeliveryRow, str | None, int | None]]) -> int:
+    """Failures (row, reason, errcode) that retrying cannot cure: one alert per (cause, target)."""
+    by_cause: dict[tuple[int | None, str], list[tuple[DeliveryRow, str | None]]] = defaultdict(list)
+    for row, reason, errcode in failures:
+        by_cause[(errcode, row.target)].append((row, reason))
+    return sum(raise_configuration_alert(store, settings, now, target, chosen[0][1] or "", errcode,
+                                         [row for row, _ in chosen])
+               for (errcode, target), chosen in by_cause.items())
 
 
 def raise_configuration_alert(store: Store, settings: Settings, now: datetime, target: str, reason: str,

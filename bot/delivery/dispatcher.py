@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,8 +41,8 @@ from bot.occurrence import KIND_LABELS
 from bot.store.db import Store, try_leader_lock
 from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes
 from bot.store.queries import DeliveryRow, next_claimable_at
-from bot.wecom.outcomes import Outcome, max_attempts_for
 from bot.wecom.http import pooled_session
+from bot.wecom.outcomes import Outcome, max_attempts_for
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,9 @@ class Dispatcher:
 
     def _alert_problems(self, problems: Sequence[_Problem]) -> int:
         problems = [p for p in problems if not self._is_alert(p.row)]
-        queued = self._alert_configuration([p for p in problems if p.status == "failed" and p.configuration])
+        queued = alerts.raise_configuration_alerts(
+            self.store, self.settings, self.clock.now(),
+            [(p.row, p.reason, p.outcome.errcode) for p in problems if p.outcome and p.configuration])
         problems = [p for p in problems if not p.configuration]
         for status, title, advice in (("failed", "条消息发送失败", alerts.FAILED_ADVICE),
                                       ("unknown", "条消息发送结果不明", alerts.UNKNOWN_ADVICE)):
@@ -337,15 +339,6 @@ class Dispatcher:
                 queued += alerts.raise_alert(self.store, self.settings, self.clock.now(), f"{len(chosen)} {title}",
                                              lines, advice, [p.row for p in chosen])
         return queued
-
-    def _alert_configuration(self, problems: Sequence[_Problem]) -> int:
-        """One alert per (cause, target) and day, not one per message."""
-        by_cause: dict[tuple[int | None, str], list[_Problem]] = defaultdict(list)
-        for problem in problems:
-            by_cause[(problem.outcome.errcode if problem.outcome else None, problem.row.target)].append(problem)
-        return sum(alerts.raise_configuration_alert(self.store, self.settings, self.clock.now(), target,
-                                                    chosen[0].reason or "", errcode, [p.row for p in chosen])
-                   for (errcode, target), chosen in by_cause.items())
 
     def _is_alert(self, row: DeliveryRow) -> bool:
         if row.kind != alerts.ALERT_KIND:

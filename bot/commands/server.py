@@ -59,6 +59,10 @@ def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
         if unheard:
             return jsonify(status="alerts_undelivered", config=config,
                            message=f"近一天有 {unheard} 条告警未能送达管理员，没有一个管理员推送对象（admins.targets）能收到告警，请检查其配置与企业微信应用设置"), 503
+        if refused := callback.refused_recently():
+            return jsonify(status="callbacks_unrecorded", config=config,
+                           message=f"近一小时有 {refused} 次企业微信回调（成员回复、卡片点击）因数据库不可用未能记录，"
+                                   "已让企业微信重新推送；请检查数据库，并在学习台账中核对近一小时的确认"), 503
         return jsonify(status="ok", config=config, message=error or "运行正常"), 200
 
     return app

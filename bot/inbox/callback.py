@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
@@ -92,6 +93,15 @@ class CallbackBlueprint(Blueprint):
         self.writer = InboxWriter(ctx.store, answerer(ctx))
         self.answer_within = answer_within
         self.retry_hold = retry_hold
+        self._refused: deque[float] = deque(maxlen=10_000)  # when a callback could not be recorded
+
+    def note_refused(self) -> None:
+        self._refused.append(time.monotonic())
+
+    def refused_recently(self, seconds: float = 3600.0) -> int:
+        """Callbacks that could not be recorded in the last ``seconds`` (for /healthz)."""
+        since = time.monotonic() - seconds
+        return sum(1 for at in self._refused if at >= since)
 
     def close(self) -> None:
         """Answer the callbacks already queued and stop the writer; later ones get 503."""
@@ -202,6 +212,7 @@ def _record_and_answer(ctx: CallbackContext, blueprint: CallbackBlueprint, inbou
         # WeCom may give up on an error answer, but re-sends a callback it got no answer to within 5 s:
         # so no answer until that has passed, and the re-sent one may find the database back.
         log.error("%s 的回调未能记录（%s），暂不应答，企业微信将重新推送", inbound.user, exc)
+        blueprint.note_refused()
         time.sleep(max(0.0, blueprint.retry_hold - (time.monotonic() - started)))
         raise Refused(503, "暂时无法处理，请稍后重试") from exc
     if recorded.outcome is not None:

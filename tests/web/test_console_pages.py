@@ -381,6 +381,15 @@ def test_a_stalled_scheduler_turns_healthz_red_and_warns_on_the_overview(app, ad
     assert "定时发送已停止 10 分钟" in admin.get("/admin/").get_data(as_text=True)
 
 
+def test_a_callback_that_could_not_be_recorded_turns_healthz_red(app) -> None:
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    app.extensions["wecom_callback"].note_refused()  # as the callback does when the database is down
+    answer = client.get("/healthz")
+    assert answer.status_code == 503 and answer.get_json()["status"] == "callbacks_unrecorded"
+    assert "未能记录" in answer.get_json()["message"] and "重新推送" in answer.get_json()["message"]
+
+
 def test_alerts_that_cannot_reach_the_administrators_turn_healthz_red(app, admin, runtime, clock) -> None:
     from bot.delivery.alerts import raise_alert
     client = app.test_client()

@@ -46,7 +46,7 @@ from werkzeug.serving import make_server
 import bot.simulator
 from bot.clock import BEIJING, Clock, FakeClock, SystemClock
 from bot.config import Settings
-from bot.inbox.callback import MAX_BODY, PATH, CallbackBlueprint, _answerer, answer_late, callback_blueprint
+from bot.inbox.callback import MAX_BODY, PATH, CallbackBlueprint, answer_late, answerer, callback_blueprint
 from bot.inbox.responder import Outcome
 from bot.inbox.writer import Inbound, InboxWriter, NotRecorded, Recorded
 from bot.rules.studies import StudySchedule
@@ -476,7 +476,7 @@ def test_a_callback_that_cannot_be_recorded_is_not_answered_so_wecom_sends_it_ag
         tmp_path: Path, store: Store) -> None:
     with serving(tmp_path, store, {"retry_hold": 1.2}, callback_timeout=0.6) as (sim, service, blueprint):
         blueprint.writer.close()  # the database cannot take it: every record is refused
-        recover = _RecoverWhenRefused(blueprint, InboxWriter(store, _answerer(service)))
+        recover = _RecoverWhenRefused(blueprint, InboxWriter(store, answerer(service)))
         logging.getLogger("bot.inbox.callback").addHandler(recover)
         try:
             result = sim.reply_as("zhangwei", "已学习")

@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.calendars.holidays import HolidayCalendar  # noqa: E402
 from bot.clock import BEIJING  # noqa: E402
 from bot.config import HolidayRule, RobotTarget, Settings  # noqa: E402
+from bot.inputs import load_holidays  # noqa: E402
 from bot.plan import PlanInputs, build_plan  # noqa: E402
 from bot.templates.render import TemplateLibrary  # noqa: E402
 
@@ -42,7 +42,7 @@ def settings_for(targets: int, rules: int) -> Settings:
 
 def measure(targets: int, rules: int) -> tuple[float, float, int]:
     settings = settings_for(targets, rules)
-    inputs = PlanInputs(settings=settings, calendar=HolidayCalendar.load(ROOT / "schedules" / "holidays"),
+    inputs = PlanInputs(settings=settings, calendar=load_holidays(ROOT / "schedules" / "holidays"),
                         templates=TemplateLibrary(ROOT / "messages"))
     window = (date(2026, 1, 1), date(2026, 12, 31), datetime(2026, 1, 1, tzinfo=BEIJING))
     gc.collect()

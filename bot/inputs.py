@@ -11,19 +11,25 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from bot.calendars.holiday_file import holiday_notice
 from bot.calendars.holidays import HolidayCalendar
 from bot.calendars.ics import parse_ics, redact_url
+from bot.calendars.meeting_file import ics_file_names, meeting_schedule
+from bot.calendars.meetings import MeetingSchedule
 from bot.config import Settings, load_settings
 from bot.errors import ScheduleError
 from bot.plan import PlanInputs
-from bot.rules.announcements import Announcement, load_announcements
+from bot.rules.announcements import Announcement, announcements_from
+from bot.rules.studies import StudySchedule, study_schedule
 from bot.templates.render import TemplateLibrary
+from bot.yamlfile import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +74,9 @@ def fingerprint(settings: Settings) -> str:
 
 def load_all(config_path: str | Path | None, session: requests.Session | None = None) -> Loaded:
     """Read and validate everything; raise BotError (naming file, line, fix) on the first problem."""
-    from bot.calendars.meeting_file import load_meetings
-    from bot.rules.studies import load_studies
     settings = load_settings(config_path)
     schedules = settings.path("schedules")
-    calendar = HolidayCalendar.load(schedules / "holidays")
+    calendar = load_holidays(schedules / "holidays")
     meetings_file = schedules / "meetings.yaml"
     meetings = load_meetings(meetings_file, schedules) if meetings_file.exists() else None
     studies_file = schedules / "studies.yaml"
@@ -86,19 +90,53 @@ def load_all(config_path: str | Path | None, session: requests.Session | None = 
 def read_ics_sources(meetings: Any, settings: Settings,
                      session: requests.Session | None) -> tuple[dict[str, str], list[str]]:
     """The text of every .ics source; a URL that fails keeps its last good copy (and is reported)."""
-    texts: dict[str, str] = {}
+    texts = read_ics_files(meetings) if meetings else {}
     errors: list[str] = []
     for source in getattr(meetings, "calendars", ()) or ():
-        name = source.source_name
         if source.url:
             result = fetch_ics(source.url, settings.path("data") / "ics-cache", session or requests.Session())
             if result.error:
                 errors.append(result.error)
             if result.text is not None:
-                texts[name] = result.text
-        else:
-            texts[name] = source.path.read_text(encoding="utf-8")
+                texts[source.source_name] = result.text
     return texts, errors
+
+
+# ---- schedule files: read here, checked by calendars/ and rules/ (errors name file and line) ----
+
+
+def load_holidays(directory: Path) -> HolidayCalendar:
+    """Every notice file ``schedules/holidays/<year>.yaml`` → the holiday calendar."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ScheduleError("节假日安排目录不存在", file=directory, fix="检查配置中的目录路径")
+    return HolidayCalendar(holiday_notice(*load_yaml(path), path) for path in sorted(directory.glob("*.yaml")))
+
+
+def load_meetings(path: Path, schedules_dir: Path) -> MeetingSchedule:
+    """meetings.yaml and the .ics files it names (a missing one is reported at its line)."""
+    data, lines = load_yaml(path)
+    folder = Path(schedules_dir)
+    texts = {name: (folder / name).read_text(encoding="utf-8")
+             for name in ics_file_names(data) if (folder / name).is_file()}
+    return meeting_schedule(data, lines, Path(path), folder, texts)
+
+
+def load_studies(path: str | Path, branches: Collection[str] | None = None) -> StudySchedule:
+    path = Path(path)
+    return study_schedule(*load_yaml(path), path, branches)
+
+
+def load_announcements(path: Path, settings: Settings) -> list[Announcement]:
+    """The file if it exists (it is optional)."""
+    if not path.exists():
+        return []
+    return announcements_from(*load_yaml(path), path, settings)
+
+
+def read_ics_files(schedule: MeetingSchedule) -> dict[str, str]:
+    """The texts of the file sources, keyed like ``expand_meetings`` wants them."""
+    return {s.source_name: s.path.read_text(encoding="utf-8") for s in schedule.calendars if s.path is not None}
 
 
 # ---- calendar URLs ----------------------------------------------------------------------------

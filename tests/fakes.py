@@ -25,8 +25,9 @@ from flask.testing import FlaskClient
 from bot.clock import BEIJING, FakeClock
 from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher
+from bot.inputs import load_studies
 from bot.occurrence import PlannedMessage
-from bot.rules.studies import StudySchedule, load_studies
+from bot.rules.studies import StudySchedule
 from bot.runtime import Runtime
 from bot.simulator import SimulatorSettings
 from bot.store import outbox

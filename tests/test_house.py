@@ -2,7 +2,7 @@
 
 At most 16 modules at the top of bot/; no module over 400 lines; no import cycle, function-local
 imports included; SQL only under bot/store/; WeCom's protocol only under bot/wecom/ (the
-simulator, WeCom's side in tests and the demo, has its own).
+simulator, WeCom's side in tests and the demo, has its own); calendars/ and rules/ read no file.
 """
 
 from __future__ import annotations
@@ -160,3 +160,34 @@ def test_sql_lives_in_store(path: Path) -> None:
 def test_wecom_protocol_lives_in_wecom(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert not [marker for marker in WECOM_MARKERS if marker in text]
+
+
+# Calendars and rules take what bot/inputs.py read: they never open a file or reach the network.
+READING_CALLS = {"open", "load_yaml"}
+READING_METHODS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "exists", "is_file", "is_dir",
+                   "glob", "rglob", "iterdir", "stat"}
+NETWORK_MODULES = ("requests", "urllib.request", "http.client", "socket", "httpx")
+
+
+def _reads(tree: ast.Module) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in READING_CALLS:
+                yield f"line {node.lineno}: {func.id}()"
+            elif isinstance(func, ast.Attribute) and func.attr in READING_METHODS | READING_CALLS:
+                yield f"line {node.lineno}: .{func.attr}()"
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        yield from (f"line {node.lineno}: import {n}" for n in names if n.startswith(NETWORK_MODULES))
+
+
+@pytest.mark.parametrize("path", sorted([*(BOT / "calendars").rglob("*.py"), *(BOT / "rules").rglob("*.py")]),
+                         ids=lambda p: str(p.relative_to(BOT)))
+def test_calendars_and_rules_read_nothing(path: Path) -> None:
+    assert list(_reads(ast.parse(path.read_text(encoding="utf-8")))) == []
+
+
+def test_the_reading_check_finds_a_read() -> None:
+    source = "import requests\nfrom pathlib import Path\nPath('x').read_text()\nopen('y')\nload_yaml(p)\n"
+    assert len(list(_reads(ast.parse(source)))) == 4

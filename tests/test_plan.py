@@ -9,10 +9,10 @@ from pathlib import Path
 import chinese_calendar
 import pytest
 
-from bot.calendars.holidays import HolidayCalendar
 from bot.cli import main
 from bot.clock import BEIJING
 from bot.config import load_settings
+from bot.inputs import load_holidays
 from bot.plan import PlanInputs, build_plan, expand, plan_occurrences
 from bot.rules.holidays import ToldHoliday, plan_holiday_rules
 from bot.templates.render import TemplateLibrary
@@ -125,7 +125,7 @@ def test_missing_year_is_shown_as_awaiting_the_notice(holidays_only: Path, capsy
 
 def test_plan_is_stable_and_keys_do_not_depend_on_now(holidays_only: Path) -> None:
     settings = load_settings(holidays_only)
-    inputs = PlanInputs(settings=settings, calendar=HolidayCalendar.load(ROOT / "schedules" / "holidays"),
+    inputs = PlanInputs(settings=settings, calendar=load_holidays(ROOT / "schedules" / "holidays"),
                         templates=TemplateLibrary(ROOT / "messages"))
     first = build_plan(inputs, date(2026, 1, 1), date(2026, 12, 31), datetime(2026, 1, 1, tzinfo=BEIJING))
     later = build_plan(inputs, date(2026, 1, 1), date(2026, 12, 31), datetime(2026, 6, 1, tzinfo=BEIJING))
@@ -141,7 +141,7 @@ def test_each_distinct_text_is_rendered_once(holidays_only: Path) -> None:
             calls.append(name)
             return super().render(name, context)
 
-    inputs = PlanInputs(settings=settings, calendar=HolidayCalendar.load(ROOT / "schedules" / "holidays"),
+    inputs = PlanInputs(settings=settings, calendar=load_holidays(ROOT / "schedules" / "holidays"),
                         templates=CountingLibrary(ROOT / "messages"))
     occurrences = plan_occurrences(inputs, date(2026, 1, 1), date(2026, 12, 31), datetime(2026, 1, 1, tzinfo=BEIJING))
     messages = expand(occurrences, settings, inputs.templates)
@@ -172,7 +172,7 @@ def _dates_between(first: date, last: date) -> set[date]:
 
 def test_corrections_follow_what_each_target_was_told(holidays_only: Path) -> None:
     settings = load_settings(holidays_only)
-    calendar = HolidayCalendar.load(ROOT / "schedules" / "holidays")
+    calendar = load_holidays(ROOT / "schedules" / "holidays")
     spring = next(p for p in calendar.periods(2026) if p.name == "春节")
     as_notice = ToldHoliday("holiday_integrity", spring.first_day, spring.last_day, spring.workdays)
     earlier = ToldHoliday("holiday_integrity", spring.first_day, date(2026, 2, 22), spring.workdays)

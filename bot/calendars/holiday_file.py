@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ScheduleError
-from bot.yamlfile import KeyPath, LineMap, dotted, load_yaml
+from bot.yamlfile import KeyPath, LineMap, dotted
 
 FESTIVAL_NAMES: dict[str, str] = {
     "new_year": "元旦", "spring_festival": "春节", "tomb_sweeping": "清明节", "labour_day": "劳动节",
@@ -149,17 +149,15 @@ def span_text(period: HolidayPeriod) -> str:
     return f"（{period.first_day} 至 {period.last_day}）"
 
 
-# Reading a file: every error names the file, the line, the key and the fix.
+# Checking a parsed file: every error names the file, the line, the key and the fix.
 
 DATE_FIX = "按 YYYY-MM-DD 格式填写，如 2026-10-01"
-_DATE_TOKEN = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PERIOD_KEYS = ("name", "festivals", "first_day", "last_day", "workdays")
 
 
-def read_notice(path: Path) -> HolidayNotice:
-    """Read and validate one notice file (``<year>.yaml``)."""
-    data, lines = _parse(path)
+def holiday_notice(data: Any, lines: LineMap, path: Path) -> HolidayNotice:
+    """Validate one notice file (``<year>.yaml``) as ``bot.inputs`` parsed it."""
     reader = _Reader(path, lines)
     top = reader.mapping(data, (), ("year", "notice", "holidays"), optional=("amendments",))
     year = reader.year(top["year"])
@@ -173,23 +171,6 @@ def read_notice(path: Path) -> HolidayNotice:
                        for i, a in enumerate(reader.items(top.get("amendments", []), ("amendments",))))
     published = reader.day(head["published"], ("notice", "published"))
     return HolidayNotice(year, title, published, amendments, periods, path, lines)
-
-
-def _parse(path: Path) -> tuple[Any, LineMap]:
-    try:
-        return load_yaml(path)
-    except ValueError:  # PyYAML raises a bare ValueError for a date such as 2026-02-30
-        raise _bad_date(path) from None
-
-
-def _bad_date(path: Path) -> ScheduleError:
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        for token in _DATE_TOKEN.findall(text):
-            try:
-                date(*map(int, token.split("-")))
-            except ValueError:
-                return ScheduleError(f"“{token}”不是有效的日期", file=path, line=number, fix=DATE_FIX)
-    return ScheduleError("文件中有无法识别的日期或时间", file=path, fix=DATE_FIX)
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,20 @@
 """Working-day arithmetic over the State Council's holiday arrangements.
 
 One YAML file per notice year under ``schedules/holidays/`` is the truth (format in its README;
-read by ``bot.calendars.holiday_file``). Days of a calendar year without a file fall back to
-the days off the law fixes (``bot.calendars.statutory``) and weekends, so meetings and studies can
-still be planned; ``covers()`` tells the caller that such an answer is provisional.
+read by ``bot.inputs``, checked by ``bot.calendars.holiday_file``). Days of a calendar year without
+a file fall back to the days off the law fixes (``bot.calendars.statutory``) and weekends, so
+meetings and studies can still be planned; ``covers()`` tells the caller that such an answer is provisional.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-from bot.calendars.holiday_file import HolidayNotice, HolidayPeriod, read_notice, span_text
+from bot.calendars.holiday_file import HolidayNotice, HolidayPeriod, span_text
 from bot.calendars.statutory import statutory_days_off
-from bot.errors import MissingHolidayData, ScheduleError
+from bot.errors import MissingHolidayData
 
 
 def days_between(first: date, last: date) -> Iterator[date]:
@@ -39,17 +38,6 @@ class HolidayCalendar:
             self._add_workdays(notice)
         self.years: frozenset[int] = frozenset(self._notices)
         self._periods = sorted((p for n in ordered for p in n.periods), key=lambda p: p.first_day)
-
-    @classmethod
-    def load(cls, directory: Path) -> HolidayCalendar:
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise ScheduleError("节假日安排目录不存在", file=directory, fix="检查配置中的目录路径")
-        return cls.from_files(sorted(directory.glob("*.yaml")))
-
-    @classmethod
-    def from_files(cls, paths: Iterable[Path]) -> HolidayCalendar:
-        return cls(read_notice(Path(path)) for path in paths)
 
     def covers(self, day: date) -> bool:
         """Whether an official arrangement decides this day (False: the answer is provisional)."""

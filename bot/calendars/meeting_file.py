@@ -17,7 +17,7 @@ from bot.calendars.meetings import CalendarSource, MeetingException, MeetingSche
 from bot.calendars.recurrence import ACCEPTED_FORMS, UnknownCadence, build_rule, cadence_rrule
 from bot.calendars.reminders import ACCEPTED_REMINDERS, ReminderOffset, UnknownReminder, parse_reminder
 from bot.errors import ScheduleError
-from bot.yamlfile import KeyPath, LineMap, dotted, load_yaml
+from bot.yamlfile import KeyPath, LineMap, dotted
 
 POLICIES = {"keep": "照常召开", "skip": "不开", "next_workday": "顺延到下一个工作日"}
 DEFAULT_REMINDERS = ("提前1个工作日 16:00", "提前2小时")
@@ -28,18 +28,27 @@ SERIES_KEYS = {"id", "kind", "title", "branch", "to", "start", "duration", "loca
 OVERRIDE_KEYS = ("title", "location", "video", "host", "agenda")
 
 
-def load_meetings(path: Path, schedules_dir: Path) -> MeetingSchedule:
-    """Read schedules/meetings.yaml; ScheduleError (file, line, key, fix) for anything wrong."""
-    data, lines = load_yaml(path)
-    reader = _Reader(Path(path), lines, Path(schedules_dir))
+def meeting_schedule(data: Any, lines: LineMap, path: Path, schedules_dir: Path,
+                     ics_files: Mapping[str, str]) -> MeetingSchedule:
+    """Check meetings.yaml as ``bot.inputs`` parsed it, with the texts of the .ics files it names
+    (keyed as written; a name not there does not exist); ScheduleError (file, line, key, fix)."""
+    reader = _Reader(Path(path), lines, Path(schedules_dir), ics_files)
     return reader.schedule(data if data is not None else {})
+
+
+def ics_file_names(data: Any) -> list[str]:
+    """The .ics files a parsed meetings.yaml names, for ``bot.inputs`` to read (shape unchecked)."""
+    calendars = data.get("calendars") if isinstance(data, dict) else None
+    if not isinstance(calendars, list):
+        return []
+    return [str(item["file"]) for item in calendars if isinstance(item, dict) and "file" in item]
 
 
 class _Reader:
     """Turns the parsed YAML into a schedule, naming the line of whatever is wrong."""
 
-    def __init__(self, path: Path, lines: LineMap, schedules_dir: Path) -> None:
-        self.path, self.lines, self.schedules_dir = path, lines, schedules_dir
+    def __init__(self, path: Path, lines: LineMap, schedules_dir: Path, ics_files: Mapping[str, str]) -> None:
+        self.path, self.lines, self.schedules_dir, self.ics_files = path, lines, schedules_dir, ics_files
 
     def error(self, problem: str, at: KeyPath, fix: str) -> ScheduleError:
         return ScheduleError(problem, file=self.path, line=self.lines.line_of(at), key=dotted(at) or None, fix=fix)
@@ -156,9 +165,9 @@ class _Reader:
 
     def ics_file(self, name: str, at: KeyPath) -> Path:
         path = self.schedules_dir / name
-        if not path.is_file():
+        if name not in self.ics_files:
             raise self.error(f"日历文件 {path} 不存在", at, "检查文件名；路径相对于 schedules 目录")
-        parse_ics(path.read_text(encoding="utf-8"), str(path))
+        parse_ics(self.ics_files[name], str(path))
         return path
 
     # --- fields

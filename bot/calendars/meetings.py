@@ -206,8 +206,3 @@ def _from_ics(event: IcsEvent, source: CalendarSource) -> MeetingOccurrence:
         location=event.location, video=event.video, host=event.organizer, agenda=event.description,
         status="cancelled" if event.cancelled else "confirmed", original_start=event.original_start,
         moved_from=None, source=source.shown, reminders=source.reminders, all_day=event.all_day)
-
-
-def read_ics_files(schedule: MeetingSchedule) -> dict[str, str]:
-    """The texts of the file sources, keyed like ``expand_meetings`` wants them (runtime helper)."""
-    return {s.source_name: s.path.read_text(encoding="utf-8") for s in schedule.calendars if s.path is not None}

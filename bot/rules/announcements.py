@@ -10,7 +10,7 @@ from typing import Any
 from bot.config import Settings
 from bot.errors import ScheduleError
 from bot.occurrence import Occurrence
-from bot.yamlfile import LineMap, dotted, load_yaml
+from bot.yamlfile import LineMap, dotted
 
 _FIELDS = {"id", "at", "to", "title", "body", "template"}
 
@@ -25,11 +25,8 @@ class Announcement:
     template: str = "announcement"
 
 
-def load_announcements(path: Path, settings: Settings) -> list[Announcement]:
-    """Read the file if it exists; every error names the file, the line and the fix."""
-    if not path.exists():
-        return []
-    data, lines = load_yaml(path)
+def announcements_from(data: Any, lines: LineMap, path: Path, settings: Settings) -> list[Announcement]:
+    """Check the file as ``bot.inputs`` parsed it; every error names the file, the line and the fix."""
     entries = (data or {}).get("announcements", []) if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ScheduleError("顶层应为 announcements: 列表", file=path, line=1,

@@ -1,6 +1,6 @@
 """Study items (schedules/studies.yaml) and their prompts, nudges and overdue notices.
 
-Pure: ``load_studies`` reads and validates the file; ``plan_studies`` turns items into occurrences
+Pure: ``study_schedule`` validates the file ``bot.inputs`` read; ``plan_studies`` turns items into occurrences
 for a window of days, given the branches that have already confirmed. Publish times on a day off
 move to the next working day; nudges on a day off move to the previous one.
 """
@@ -19,7 +19,7 @@ from bot.config import Branch, Settings
 from bot.errors import ScheduleError
 from bot.occurrence import Occurrence
 from bot.templates.render import cn_date, cn_datetime
-from bot.yamlfile import KeyPath, LineMap, dotted, load_yaml
+from bot.yamlfile import KeyPath, LineMap, dotted
 
 RULE = "study"
 README = "schedules/studies.yaml 开头的说明"
@@ -108,13 +108,13 @@ class StudySchedule:
         return [i for i in self.items if i.audience is None or branch_id in i.audience]
 
 
-# ---- loading --------------------------------------------------------------------------------
+# ---- checking --------------------------------------------------------------------------------
 
 
-def load_studies(path: str | Path, branches: Collection[str] | None = None) -> StudySchedule:
-    """Read and validate studies.yaml; ``branches`` (ids), when given, checks every audience."""
-    path = Path(path)
-    data, lines = load_yaml(path)
+def study_schedule(data: Any, lines: LineMap, path: Path,
+                   branches: Collection[str] | None = None) -> StudySchedule:
+    """Validate studies.yaml as ``bot.inputs`` parsed it; ``branches`` (ids), when given, checks
+    every audience."""
     reader = _Reader(path, lines, None if branches is None else frozenset(branches))
     top = reader.mapping(data or {}, (), ("defaults", "items"))
     defaults = reader.mapping(top.get("defaults") or {}, ("defaults",), DEFAULT_KEYS)

@@ -12,6 +12,7 @@ from bot.calendars.holidays import HolidayCalendar, days_between
 from bot.calendars.lunar import festival_date
 from bot.calendars.statutory import statutory_days_off
 from bot.errors import MissingHolidayData, ScheduleError
+from bot.inputs import load_holidays
 
 HOLIDAYS_DIR = Path(__file__).resolve().parents[2] / "schedules" / "holidays"
 SHIPPED_YEARS = list(range(2019, 2027))
@@ -20,7 +21,7 @@ D = date.fromisoformat
 
 @pytest.fixture(scope="module")
 def calendar() -> HolidayCalendar:
-    return HolidayCalendar.load(HOLIDAYS_DIR)
+    return load_holidays(HOLIDAYS_DIR)
 
 
 # The bundled files against chinese_calendar.
@@ -320,7 +321,7 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 
 def test_valid_file_loads(tmp_path: Path) -> None:
-    calendar = HolidayCalendar.load(write(tmp_path, "2030.yaml", VALID).parent)
+    calendar = load_holidays(write(tmp_path, "2030.yaml", VALID).parent)
     assert [p.key for p in calendar.periods()] == ["2030-new_year", "2030-spring_festival"]
     assert calendar.is_workday(D("2029-12-29"))
 
@@ -333,7 +334,7 @@ def test_bad_file_names_file_line_and_fix(tmp_path: Path, old: str, new: str, li
     assert text != VALID
     path = write(tmp_path, "2030.yaml", text)
     with pytest.raises(ScheduleError) as caught:
-        HolidayCalendar.load(tmp_path)
+        load_holidays(tmp_path)
     assert_placed(caught.value, path, line, problem, fix)
 
 
@@ -347,7 +348,7 @@ def assert_placed(error: ScheduleError, path: Path, line: int, problem: str, fix
 def test_file_name_must_match_year(tmp_path: Path) -> None:
     path = write(tmp_path, "2031.yaml", VALID)
     with pytest.raises(ScheduleError) as caught:
-        HolidayCalendar.load(tmp_path)
+        load_holidays(tmp_path)
     assert_placed(caught.value, path, 1, "与 year: 2030 不一致", "改名为 2030.yaml")
 
 
@@ -377,7 +378,7 @@ def test_conflicts_across_files(tmp_path: Path, first: str, workday: str, line: 
     write(tmp_path, "2030.yaml", VALID + DECEMBER_BLOCK)
     path = write(tmp_path, "2031.yaml", NEXT_YEAR.format(first=first, workday=workday))
     with pytest.raises(ScheduleError) as caught:
-        HolidayCalendar.load(tmp_path)
+        load_holidays(tmp_path)
     assert_placed(caught.value, path, line, problem, "")
 
 

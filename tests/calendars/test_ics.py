@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.calendars.holidays import HolidayCalendar
 from bot.calendars.ics import ics_events, parse_ics
-from bot.calendars.meeting_file import load_meetings
-from bot.calendars.meetings import expand_meetings, read_ics_files
+from bot.calendars.meetings import expand_meetings
 from bot.clock import BEIJING
 from bot.errors import ScheduleError
+from bot.inputs import load_holidays, load_meetings, read_ics_files
 from bot.rules.meetings import AnnouncedMeeting, plan_meetings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +118,7 @@ def test_a_calendar_file_becomes_meetings_with_reminders(tmp_path: Path) -> None
     path = schedules_with(tmp_path, [{"file": "wemeet.ics", "kind": "视频会议", "to": ["all_groups"],
                                       "reminders": ["提前30分钟"]}])
     schedule = load_meetings(path, tmp_path)
-    calendar = HolidayCalendar.load(ROOT / "schedules" / "holidays")
+    calendar = load_holidays(ROOT / "schedules" / "holidays")
     found = expand_meetings(schedule, calendar, date(2026, 4, 1), date(2026, 4, 30), read_ics_files(schedule))
     cancelled = [m for m in found if m.status == "cancelled"]
     assert {m.title for m in cancelled} == {"上级党组织视频会议", "纪检工作座谈会"}
@@ -132,7 +131,7 @@ def test_a_calendar_file_becomes_meetings_with_reminders(tmp_path: Path) -> None
 
 def test_a_cancelled_ics_occurrence_that_was_announced_is_announced_as_cancelled(tmp_path: Path) -> None:
     schedule = load_meetings(schedules_with(tmp_path, [{"file": "wemeet.ics", "to": ["all_groups"]}]), tmp_path)
-    calendar = HolidayCalendar.load(ROOT / "schedules" / "holidays")
+    calendar = load_holidays(ROOT / "schedules" / "holidays")
     found = expand_meetings(schedule, calendar, date(2026, 4, 1), date(2026, 4, 30), read_ics_files(schedule))
     uid = next(m.uid for m in found if m.status == "cancelled" and m.title == "上级党组织视频会议")
     told = {uid: AnnouncedMeeting(uid, bj(2026, 4, 9, 10), bj(2026, 4, 9, 11), "上级党组织视频会议", "",
@@ -165,6 +164,6 @@ def test_a_broken_calendar_file_is_refused_at_load(tmp_path: Path) -> None:
 def test_an_override_moved_past_the_window_keeps_its_uid(tmp_path: Path) -> None:
     # the 2026-03-19 occurrence is held on 03-20: a window ending 03-19 still sees it, so it is not "gone"
     schedule = load_meetings(schedules_with(tmp_path, [{"file": "wemeet.ics", "to": ["all_groups"]}]), tmp_path)
-    calendar = HolidayCalendar.load(ROOT / "schedules" / "holidays")
+    calendar = load_holidays(ROOT / "schedules" / "holidays")
     found = expand_meetings(schedule, calendar, date(2026, 3, 13), date(2026, 3, 19), read_ics_files(schedule))
     assert [(m.uid[-16:], m.start) for m in found] == [("2026-03-19T10:00", bj(2026, 3, 20, 14, 30))]

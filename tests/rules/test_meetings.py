@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from bot.calendars.holidays import HolidayCalendar
-from bot.calendars.meeting_file import load_meetings
 from bot.calendars.meetings import MeetingOccurrence, MeetingSchedule, expand_meetings
 from bot.calendars.recurrence import cadence_rrule
 from bot.calendars.reminders import parse_reminder
 from bot.clock import BEIJING
 from bot.errors import ScheduleError, UnknownTarget
+from bot.inputs import load_holidays, load_meetings
 from bot.rules.meetings import (
     AnnouncedMeeting,
     format_compliance,
@@ -34,7 +34,7 @@ BRANCH_TARGETS = {"b1": ("b1_group",), "b2": ("b2_group",), "b3": ("b3_group",)}
 
 @pytest.fixture(scope="module")
 def calendar() -> HolidayCalendar:
-    return HolidayCalendar.load(ROOT / "schedules" / "holidays")
+    return load_holidays(ROOT / "schedules" / "holidays")
 
 
 def bj(*args: int) -> datetime:

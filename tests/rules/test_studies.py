@@ -10,14 +10,15 @@ from bot.calendars.holidays import HolidayCalendar
 from bot.clock import BEIJING
 from bot.config import Settings
 from bot.errors import ScheduleError
+from bot.inputs import load_holidays, load_studies
 from bot.occurrence import Occurrence
-from bot.rules.studies import StudySchedule, load_studies, plan_studies
+from bot.rules.studies import StudySchedule, plan_studies
 from bot.templates.render import TemplateLibrary
 
 
 @pytest.fixture(scope="session")
 def calendar() -> HolidayCalendar:
-    return HolidayCalendar.load(ROOT / "schedules" / "holidays")
+    return load_holidays(ROOT / "schedules" / "holidays")
 
 
 def plan(schedule: StudySchedule, calendar: HolidayCalendar, settings: Settings | None = None,

@@ -22,12 +22,11 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot.config import Settings, WeComSettings
 from bot.errors import DeliveryError
-from bot.wecom.outcomes import MalformedAnswer, TokenFetchError, UnsupportedMessage, classify
+from bot.wecom.outcomes import TOKEN_ERRORS, MalformedAnswer, TokenFetchError, UnsupportedMessage, classify
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_CHECK_INTERVAL = 14400  # WeCom's maximum (4 h): a re-send after a crash is not delivered twice
-TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 TASK_ID_PREFIX = "wr_"
 _SECRET_QUERY = re.compile(r"((?:key|access_token|corpsecret)=)[^&\s\"']+")
 

@@ -104,6 +104,8 @@ def configuration_error(errcode: int, errmsg: str | None, table: dict[int, tuple
     return f"{cause.format(ip=ip)}。处理办法：{fix.format(ip=ip)}"
 
 
+# The API client refreshes its access token once on these before they count as an answer.
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 RETRY_AFTER = {45009: 60.0, 45033: 10.0}
 # WeCom's advice for -1 is "at most 3 times" (90455): the first attempt plus three.
 ATTEMPT_CAPS = {-1: 4}

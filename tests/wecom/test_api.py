@@ -82,6 +82,12 @@ def test_unknown_errcodes_retry_and_success_is_sent() -> None:
     assert classify(12345, 200, None).status == "retry"
 
 
+def test_no_errcode_is_handled_outside_the_outcome_tables() -> None:
+    """Retry delays, attempt caps and token refreshes only refine a code ``classify`` already maps."""
+    assert set(outcomes.RETRY_AFTER) | set(outcomes.ATTEMPT_CAPS) <= set(outcomes.TRANSIENT)
+    assert outcomes.TOKEN_ERRORS <= set(outcomes.PERMANENT)
+
+
 def test_minus_one_is_retried_at_most_three_times() -> None:
     assert outcomes.max_attempts_for(-1, 6) == 4
     assert outcomes.max_attempts_for(45009, 6) == 6

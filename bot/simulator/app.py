@@ -12,7 +12,7 @@ from typing import Any
 import waitress
 from flask import Flask, Response, abort, request
 from waitress.server import BaseWSGIServer
-from waitress.wasyncore import close_all
+from waitress.wasyncore import close_all, loop
 from werkzeug.serving import WSGIRequestHandler
 
 from bot.simulator import app_api, appchat, robot, tenant
@@ -82,6 +82,7 @@ class Simulator:
         self.url = ""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.app = Flask(__name__)
         self.app.add_url_rule("/cgi-bin/<path:rest>", "api", self._handle_api, methods=["GET", "POST"])
         register_pages(self.app, self)
@@ -92,7 +93,8 @@ class Simulator:
         server = waitress.create_server(self.app, host=host, port=port, **SERVING)
         assert isinstance(server, BaseWSGIServer)  # one address: never a MultiSocketServer
         self._server = server
-        self._thread = threading.Thread(target=server.run, name="wecom-simulator", daemon=True)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._serve, args=(server,), name="wecom-simulator", daemon=True)
         self._thread.start()
         self.url = f"http://{host}:{server.effective_port}"
         if self.aibot is not None:
@@ -106,10 +108,18 @@ class Simulator:
         self._server, self._thread = None, None
         if server is None or thread is None:
             return
-        # Closing every channel empties the map and ends the loop; done inside the loop's own thread.
-        server.trigger.pull_trigger(lambda: close_all(server._map))
+        self._stopping.set()
         thread.join(timeout=5)
         server.task_dispatcher.shutdown(timeout=5)
+
+    def _serve(self, server: BaseWSGIServer) -> None:
+        """waitress's loop, polling a stop flag every 0.1 s; channels are closed in this thread.
+
+        Stopping by pulling waitress's trigger from another thread failed now and then in tests with
+        EBADF (the trigger's pipe already gone), so the loop ends itself instead."""
+        while not self._stopping.is_set():
+            loop(timeout=0.1, map=server._map, use_poll=True, count=1)
+        close_all(server._map, ignore_all=True)
 
     # the API ------------------------------------------------------------------------------
 

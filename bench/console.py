@@ -20,9 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "web"))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import ADMIN, copy_project_to, login, make_app  # noqa: E402
+from fakes import ADMIN, copy_project_to, login, make_app  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
 from bot.clock import BEIJING, FakeClock  # noqa: E402
@@ -36,7 +36,8 @@ NOW = datetime(2026, 11, 16, 9, 0, tzinfo=BEIJING)
 PAGES = ["/admin/", "/admin/templates", "/admin/templates/holiday_integrity", "/admin/plan", "/admin/plan?page=2",
          "/admin/plan?days=366&page=27", "/admin/deliveries", "/admin/deliveries?status=failed&kind=meeting_reminder",
          "/admin/deliveries?page=500", "/admin/ledger?year=2026", "/admin/ledger?year=2026&page=5",
-         "/admin/calendars", "/admin/audit"]
+         "/admin/calendars", "/admin/calendars?year=2026&day=2026-09-30", "/admin/deliveries/25000",
+         "/admin/templates/study_prompt", "/admin/audit"]
 
 
 def big_config(text: str) -> str:

@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("name")
     a.add_argument("--role", choices=["admin", "readonly"], default="admin",
                    help="admin：管理员（可修改）；readonly：只读")
+    a.add_argument("--password-stdin", action="store_true", help="从标准输入读取密码（一行），用于脚本")
+    admin.add_parser("list", help="列出全部账号")
+    a = admin.add_parser("reset-password", help="重设账号密码（也会重新启用已停用的账号）")
+    a.add_argument("name")
+    a.add_argument("--password-stdin", action="store_true", help="从标准输入读取密码（一行），用于脚本")
+    a = admin.add_parser("disable", help="停用账号：不能再登录，已登录的会话随即失效")
+    a.add_argument("name")
     return parser
 
 

@@ -97,13 +97,14 @@ def expand(occurrences: list[Occurrence], settings: Settings, templates: Templat
         for name in occ.targets:
             if name not in targets:
                 raise UnknownTarget(name, f"{occ.reason}")
-            problems = message_problems(message, targets[name], _card_for(occ, targets[name]))
+            card = _card_for(occ, message, targets[name])
+            problems = message_problems(message, targets[name], card)
             messages.append(PlannedMessage(
                 key=occ.key_for(name), due_at=occ.due_at, kind=occ.kind, rule=occ.rule,
                 occurrence=occ.occurrence, target=name,
                 template=occ.template, msgtype=message.msgtype, title=message.title, text=message.text,
                 reason=occ.reason, item=occ.item, provisional=occ.provisional, meta=dict(occ.meta),
-                card=_card_for(occ, targets[name]), problems=problems))
+                card=card, problems=problems))
     return messages
 
 
@@ -116,7 +117,11 @@ def message_problems(message: RenderedMessage, target: Any, card: dict[str, Any]
     return tuple(problems)
 
 
-def _card_for(occ: Occurrence, target: Any) -> dict[str, Any] | None:
-    """Template cards go only through the app (robots cannot carry buttons)."""
-    card = occ.meta.get("card")
-    return dict(card) if card and isinstance(target, AppTarget) else None
+def _card_for(occ: Occurrence, message: RenderedMessage, target: Any) -> dict[str, Any] | None:
+    """A template card where the rule gives its button a key and the template has a card; only through
+    the app to people (robots and app group chats cannot carry buttons)."""
+    button_key = occ.meta.get("button_key")
+    if not button_key or message.card is None or not isinstance(target, AppTarget):
+        return None
+    return message.card.as_dict(str(button_key))
+

@@ -65,6 +65,14 @@ class YearSummary:
         what = f"《{self.series}》{self.items}期" if self.series else f"学习材料{self.items}项"
         return f"{self.year}年全年学习{what}，各支部按时完成率{percent(self.figures.on_time_rate)}"
 
+    @property
+    def report_sentence(self) -> str:
+        """The sentence with its figures, to paste into a report."""
+        f = self.figures
+        tail = f"；另有{f.pending}支部次未到截止时间" if f.pending else ""
+        return (f"{self.sentence}（应完成{f.total - f.pending}支部次，按时完成{f.confirmed}，逾期完成{f.late}，"
+                f"逾期未完成{f.missing}{tail}）。")
+
 
 @dataclass(frozen=True)
 class ReportSummary:

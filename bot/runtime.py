@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class Runtime:
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="after-response")
         self.on_replan_requested: Callable[[], None] | None = None
         self._templates: tuple[tuple[int, int], TemplateLibrary] | None = None
+        self._extra_items: tuple[Any, ...] = ()  # the demo's item open today (bot.commands.demo_today)
 
     # ---- what others read -----------------------------------------------------------------
     def settings(self) -> Settings:
@@ -124,10 +126,23 @@ class Runtime:
             log.error("配置或日程有误，继续使用上一次正确的版本：%s", exc)
             return False
         with self._lock:
-            self._loaded = loaded
+            self._loaded = self._with_extra_items(loaded)
         self.last_reload_error = None
         log.info("已重新加载配置和日程")
         return True
+
+    def add_study_items(self, items: tuple[Any, ...]) -> None:
+        """Study items kept next to schedules/studies.yaml's, across reloads (the demo's open item)."""
+        self._extra_items = tuple(items)
+        with self._lock:
+            self._loaded = self._with_extra_items(self._loaded)
+
+    def _with_extra_items(self, loaded: Loaded) -> Loaded:
+        if not self._extra_items or loaded.studies is None:
+            return loaded
+        known = {i.id for i in loaded.studies.items}
+        items = loaded.studies.items + tuple(i for i in self._extra_items if i.id not in known)
+        return replace(loaded, studies=replace(loaded.studies, items=items))
 
     # ---- planning -------------------------------------------------------------------------
     def plan_inputs(self) -> PlanInputs:

@@ -206,3 +206,44 @@ def reader(app: Flask) -> FlaskClient:
     client = app.test_client()
     assert login(client, *READER).status_code == 302
     return client
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The console over loopback HTTP for browser tests: a fake clock, hostile names."""
+    import threading
+
+    from fakes import SCRIPT, browser_available, hostile, make_app, make_runtime
+    from werkzeug.serving import make_server
+    browser_available()
+    folder = tmp_path_factory.mktemp("browser")
+    runtime = make_runtime(folder, FakeClock(datetime(2026, 5, 11, 8, 0, tzinfo=BEIJING)), hostile)
+    alert = folder / "messages" / "alert.j2"
+    alert.write_text(alert.read_text(encoding="utf-8").replace("title: ", f"title: {SCRIPT}", 1), encoding="utf-8")
+    http = make_server("127.0.0.1", 0, make_app(runtime), threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    runtime.close()
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[Any]:
+    """A logged-in Chromium tab on the console (its dialogs recorded, so a test can assert none)."""
+    from fakes import ADMIN, ARGS, ARTIFACTS, CHROMIUM
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=server,
+                                      accept_downloads=True, locale="zh-CN")
+        tab = context.new_page()
+        tab.dialogs = []
+        tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
+        tab.goto("/admin/login")
+        tab.fill("input[name=name]", ADMIN[0])
+        tab.fill("input[name=password]", ADMIN[1])
+        tab.click("button[type=submit]")
+        tab.wait_for_url("**/admin/")
+        yield tab
+        browser.close()

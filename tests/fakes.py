@@ -383,3 +383,35 @@ class WeComSide:
 
     def reply_content(self, body: bytes) -> str:
         return ElementTree.fromstring(self.open_reply(body)).findtext("Content") or ""
+
+
+# ---- the console in Chromium (browser tests; fixtures `server` and `page` in conftest.py) --------
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+SCRIPT = "<script>alert(1)</script>"
+
+
+def browser_available() -> None:
+    import pytest
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"浏览器测试需要 {CHROMIUM}（apt-get install chromium），CI 中不能跳过")
+        pytest.skip(f"{CHROMIUM} 不存在，跳过浏览器测试（apt-get install chromium 后可运行）")
+
+
+def hostile(text: str) -> str:
+    """The example config with a script in a branch's name: every page must show it as text."""
+    return text.replace("name: 第一党支部", f"name: 第一党支部{SCRIPT}")
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's waiting assertions (no eval, so they work under the console's CSP)."""
+    from playwright.sync_api import expect as playwright_expect
+    return playwright_expect(locator)
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)

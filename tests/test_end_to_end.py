@@ -121,7 +121,7 @@ def test_study_prompt_reply_button_nudge_and_overdue(stack: Stack, capsys: pytes
 
     assert main(["--config", str(stack.project), "report", "--item", "jsjy-2026-05", "--json"]) == 0
     rows = {r["branch"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["b1"]["status"] == "confirmed" and rows["b1"]["confirmed_by"] == "zhangwei"
+    assert rows["b1"]["status"] == "confirmed" and rows["b1"]["confirmed_by"] == "张伟"
     assert rows["b1"]["confirmed_at"].startswith("2026-05-11T09:00")
     assert rows["b2"]["status"] == "confirmed"
     assert rows["b3"]["status"] == "missing" and rows["b3"]["confirmed_at"] is None
@@ -177,3 +177,38 @@ def test_time_moves_without_sleeping() -> None:
     before = time.monotonic()
     clock.advance(timedelta(days=30))
     assert clock.now() == at("2026-06-10 08:55") and time.monotonic() - before < 1
+
+
+def _add_line(path: Path, after: str, line: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert after in text
+    path.write_text(text.replace(after, f"{after}\n{line}", 1), encoding="utf-8")
+
+
+def test_a_line_added_to_study_prompt_reaches_the_secretary_card(stack: Stack) -> None:
+    messages = stack.project.parent / "messages"
+    _add_line(messages / "study_prompt.j2", "{{ secretary.name }}同志：", "请支部书记带头学习，做好学习记录。")
+    (messages / "study_prompt.j2").write_text((messages / "study_prompt.j2").read_text(encoding="utf-8")
+                                              .replace("button: 已完成学习", "button: 本支部已学习"), encoding="utf-8")
+    stack.start()
+    stack.at("2026-05-11 09:00")
+    card = next(m for m in stack.sim.user_messages("zhangwei") if m["msgtype"] == "template_card")["template_card"]
+    assert "请支部书记带头学习，做好学习记录。" in card["sub_title_text"]
+    assert card["main_title"]["title"] == "学习提醒：《警示教育通报》2026年第5期"
+    assert card["button_list"][0]["text"] == "本支部已学习"
+    assert card["button_list"][0]["key"] == "confirm:jsjy-2026-05"
+    assert [row["keyname"] for row in card["horizontal_content_list"]][0] == "截止时间"
+
+
+def test_a_line_added_to_holiday_integrity_reaches_the_groups(stack: Stack) -> None:
+    messages = stack.project.parent / "messages"
+    _add_line(messages / "holiday_integrity.j2", "各党支部、全体党员干部：", "请各支部认真传达到每一名党员。")
+    stack.clock.set(at("2026-06-18 09:55"))
+    stack.start()
+    stack.at("2026-06-18 10:00")  # the last working day before 端午节
+
+    def notices() -> list[str]:
+        group = stack.sim.group_messages("第一党支部群")
+        return [m["markdown"]["content"] for m in group if "端午节廉洁过节提醒" in m.get("markdown", {}).get("content", "")]
+    eventually(lambda: len(notices()) == 1)
+    assert "请各支部认真传达到每一名党员。" in notices()[0]

@@ -54,7 +54,10 @@ def parse_ics(text: str, source: str) -> icalendar.Calendar:
     try:
         calendar = icalendar.Calendar.from_ical(text)
     except ValueError as exc:
-        raise ScheduleError(f"无法解析的日历内容（{exc}）", file=source, line=_quoted_line(text, str(exc)),
+        # icalendar words its errors in English: we say where, and what the line holds
+        line = _quoted_line(text, str(exc))
+        holds = next((f"：该行内容为“{content[:60]}”" for n, content in _logical_lines(text) if n == line), "")
+        raise ScheduleError(f"无法解析的日历内容，不符合 iCalendar（.ics）格式{holds}", file=source, line=line,
                             fix=ICS_FIX) from None
     for component in calendar.walk():
         _check_component(component, text, source)
@@ -68,16 +71,19 @@ def ics_events(text: str, source: str, start: date, end: date) -> list[IcsEvent]
     cancelled_all = str(calendar.get("METHOD", "")).upper() == "CANCEL"
     try:
         found = recurring_ical_events.of(calendar).between(start, end + timedelta(days=1))
-    except (ValueError, TypeError) as exc:
-        raise ScheduleError(f"日历的重复规则无法展开（{exc}）", file=source, fix=ICS_FIX) from None
+    except (ValueError, TypeError):
+        raise ScheduleError("日历中某个会议的重复规则（RRULE）无法展开，可能写法有误或日期格式不一致",
+                            file=source, fix=ICS_FIX) from None
     events = [_event(component, cancelled_all) for component in found]
     return sorted(events, key=lambda e: (e.start, e.uid))
 
 
 def _check_component(component: icalendar.cal.Component, text: str, source: str) -> None:
-    for name, message in getattr(component, "errors", []):
-        raise ScheduleError(f"{_describe(component)}的 {name} 无法识别（{message}）", file=source,
-                            line=_property_line(text, name), key=name, fix=ICS_FIX)
+    for name, _message in getattr(component, "errors", []):  # icalendar's message is English: the line says it
+        line = _property_line(text, name)
+        holds = next((f"，该行内容为“{content[:60]}”" for n, content in _logical_lines(text) if n == line), "")
+        raise ScheduleError(f"{_describe(component)}的 {name} 无法识别{holds}", file=source,
+                            line=line, key=name, fix=ICS_FIX)
     if component.name == "VEVENT" and "DTSTART" not in component:
         raise ScheduleError(f"{_describe(component)}缺少开始时间 DTSTART", file=source,
                             line=_property_line(text, "UID", str(component.get("UID", ""))), fix=ICS_FIX)

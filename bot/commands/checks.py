@@ -77,7 +77,7 @@ def check_templates(loaded: Loaded, result: CheckResult) -> None:
         text = library.source(name).text
         channels = template_channels(loaded.settings, name)
         for problem in validate_template(library, name, text, sample_context(name, kinds.get(name)), channels):
-            result.errors.append(f"模板 {name}：{problem.message}")
+            result.errors.append(f"模板 {name}：{problem.text}")
             bad += 1
     if not bad:
         result.passed.append(f"模板：{len(names)} 个，全部有效")

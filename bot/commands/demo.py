@@ -8,15 +8,18 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-from bot.clock import SystemClock
+from bot.clock import BEIJING, SystemClock
+from bot.commands.demo_today import demo_item, holiday_notice_context, open_items
 from bot.config import AppTarget, RobotTarget, Settings, load_settings
 from bot.errors import BotError, ConfigError
+from bot.rules.studies import StudyItem
 from bot.runtime import Runtime
 from bot.simulator import Simulator, SimulatorSettings
 from bot.simulator.app import serve_simulator
 from bot.store.confirmations import confirm, count_confirmations
 
 log = logging.getLogger(__name__)
+START_DELAY = timedelta(seconds=3)  # the demo's first messages are due a moment after start: on time, not late
 
 
 def simulator_settings(settings: Settings) -> SimulatorSettings:
@@ -65,10 +68,10 @@ def serve_simulator_for(settings: Settings) -> None:
 
 
 def run_demo(config: str, welcome: bool) -> int:
-    from bot.commands.manual import enqueue_manual
-    from bot.commands.server import serve
+    from bot.commands.server import ensure_listen_free, serve
 
     settings = load_settings(config)
+    ensure_listen_free(settings)
     host, port = simulator_address(settings)
     simulator = Simulator(simulator_settings(settings))
     try:
@@ -77,13 +80,10 @@ def run_demo(config: str, welcome: bool) -> int:
         raise BotError(f"无法在 {host}:{port} 启动模拟器：端口已被占用。处理办法：停止占用该端口的程序"
                        "（可能是另一个正在运行的演示），或修改配置中的 wecom.api_base 端口") from None
     runtime = Runtime(config, SystemClock())
+    demo = ensure_open_item(runtime)  # with or without the welcome: a first 已学习 confirms an open item
+    if welcome:
+        welcome_today(runtime, demo)
     seed_past_confirmations(runtime)
-    if welcome:  # due a moment after start, so they go out on time rather than as "late"
-        soon = runtime.clock.now() + timedelta(seconds=3)
-        groups = [name for name, t in settings.targets.items() if isinstance(t, RobotTarget)]
-        enqueue_manual(runtime, "holiday_integrity", groups, soon)
-        secretaries = [b.secretary_target for b in settings.organisation.branches]
-        enqueue_manual(runtime, "study_prompt", secretaries, soon, latest=True)
     command = sys.argv[0] if sys.argv[0].endswith("wecom-reminder") else "wecom-reminder"
     print(DEMO_BANNER.format(sim=f"http://{host}:{port}/", listen=settings.server.listen, config=config,
                              command=command))
@@ -93,20 +93,51 @@ def run_demo(config: str, welcome: bool) -> int:
         simulator.stop()
 
 
-def seed_past_confirmations(runtime: Runtime) -> None:
-    """Demo data: branches confirmed every item before the one open now, two days before its deadline.
+def ensure_open_item(runtime: Runtime) -> StudyItem | None:
+    """When no study item is open, one made for the demo, published now (so a reply at once finds it
+    open; the service's first plan sends its prompt, within the grace window); None when one is open."""
+    schedule, now = runtime.studies(), runtime.clock.now()
+    if schedule is None or open_items(schedule, now):
+        return None
+    item = demo_item(schedule, runtime.calendar(), now)
+    runtime.add_study_items((item,))
+    return item
 
-    Only into an empty ledger, and marked as demo data, so a newcomer's 已学习 confirms the open item.
+
+def welcome_today(runtime: Runtime, demo: StudyItem | None) -> None:
+    """Today's messages, due a moment after start (so on time, not "late"): the next holiday's notice
+    to the groups, and the prompt of the study item open today (``demo``, if one was made for it)."""
+    from bot.commands.manual import enqueue_manual
+    settings, now = runtime.settings(), runtime.clock.now()
+    soon = now + START_DELAY
+    groups = [name for name, t in settings.targets.items() if isinstance(t, RobotTarget)]
+    context = holiday_notice_context(runtime.calendar(), now.astimezone(BEIJING).date(), settings.organisation.name)
+    enqueue_manual(runtime, "holiday_integrity", groups, soon, context=context)
+    secretaries = [b.secretary_target for b in settings.organisation.branches]
+    if runtime.studies() is None:
+        return
+    if demo is None:  # a real item is open: its prompt again
+        enqueue_manual(runtime, "study_prompt", secretaries, soon, latest=True)
+    elif not runtime.calendar().is_workday(now.astimezone(BEIJING).date()):
+        # The demo item's planned prompt waits for the next working day on a day off; show it now as well.
+        enqueue_manual(runtime, "study_prompt", secretaries, soon)
+
+
+def seed_past_confirmations(runtime: Runtime) -> None:
+    """Demo data: branches confirmed every item whose deadline has passed, two days before it.
+
+    Only into an empty ledger, and marked as demo data, so a newcomer's 已学习 confirms the open item
+    (on time) and the ledger has a history to look at.
     """
     schedule, settings, now = runtime.studies(), runtime.settings(), runtime.clock.now()
     if schedule is None or count_confirmations(runtime.store):
         return
-    published = sorted((i for i in schedule.items if i.publish_at <= now), key=lambda i: i.publish_at)
+    past = sorted((i for i in schedule.items if i.deadline <= now), key=lambda i: i.publish_at)
     ledger_log = logging.getLogger("bot.store.confirmations")
     level, count = ledger_log.level, 0
     ledger_log.setLevel(logging.WARNING)  # one line for the lot, not one per confirmation
     try:
-        for item in published[:-1]:
+        for item in past:
             for branch in item.branches(settings):
                 confirm(runtime.store, item.id, branch.id, branch.secretary.userid, item.deadline - timedelta(days=2),
                         "manual", note="演示数据", recorded_by="demo", deadline=item.deadline)

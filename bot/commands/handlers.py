@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import sys
 from datetime import datetime
@@ -61,6 +60,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bot.commands.server import ensure_listen_free
+    from bot.config import load_settings
+    ensure_listen_free(load_settings(args.config))
     runtime = Runtime(args.config, SystemClock())
     return serve(runtime)
 
@@ -161,16 +163,5 @@ def cmd_meetings(args: argparse.Namespace) -> int:
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    from bot.store.accounts import create_admin
-    runtime = Runtime(args.config, SystemClock())
-    try:
-        password = getpass.getpass("请输入密码（至少 10 位）：")
-        if password != getpass.getpass("请再次输入密码："):
-            raise BotError("两次输入的密码不一致。处理办法：重新运行该命令")
-        create_admin(runtime.store, args.name, password, args.role, now=runtime.clock.now())
-        role = "管理员" if args.role == "admin" else "只读"
-        print(f"已创建{role}账号 {args.name}。登录地址：http://{runtime.settings().server.listen}/admin/login")
-        return EXIT_OK
-    finally:
-        runtime.close()
-
+    from bot.commands.accounts import run_admin
+    return run_admin(args)

@@ -18,11 +18,12 @@ RECENT = timedelta(days=60)
 
 
 def enqueue_manual(runtime: Runtime, template: str, to: list[str], at: datetime | None,
-                   latest: bool = False) -> list[str]:
+                   latest: bool = False, context: dict[str, Any] | None = None) -> list[str]:
     """Queue `template` for each target, rendered as its next planned occurrence (else its sample).
 
     With `latest`, the most recent occurrence up to now is used instead (the demo re-sends the
-    study prompt of the item that is open now).
+    study prompt of the item that is open now); with `context`, that context is rendered (the demo's
+    notice of the next holiday).
     """
     settings = runtime.settings()
     targets = settings.all_targets()
@@ -34,18 +35,20 @@ def enqueue_manual(runtime: Runtime, template: str, to: list[str], at: datetime 
         raise TemplateError(f"模板 {template} 不存在", fix=f"可用的模板：{'、'.join(runtime.templates().names())}")
     now = runtime.clock.now()
     due = at or now
-    if latest:
+    if context is not None:
+        planned = []
+    elif latest:
         planned = [m for m in runtime.build_plan((now - RECENT).date(), now.date()).messages if m.due_at <= now]
         planned.reverse()
     else:
         planned = runtime.build_plan(now.date(), (now + LOOKAHEAD).date()).messages
-    messages = [_message_for(runtime, planned, template, name, due) for name in names]
+    messages = [_message_for(runtime, planned, template, name, due, context) for name in names]
     enqueue(runtime.store, messages, now)
     return [message.key for message in messages]
 
 
 def _message_for(runtime: Runtime, planned: list[PlannedMessage], template: str, target: str,
-                 due: datetime) -> PlannedMessage:
+                 due: datetime, context: dict[str, Any] | None) -> PlannedMessage:
     same = [m for m in planned if m.template == template and m.target == target]
     key = f"manual|{template}@{due:%Y%m%dT%H%M%S}|{target}"
     if same:
@@ -54,11 +57,12 @@ def _message_for(runtime: Runtime, planned: list[PlannedMessage], template: str,
                               target=target, template=template, msgtype=m.msgtype,
                               title=m.title, text=m.text, reason=f"手动发送（内容同计划中的：{m.reason}）",
                               item=m.item, provisional=False, meta=m.meta, card=m.card)
-    rendered = runtime.templates().render(template, sample_context(template))
+    rendered = runtime.templates().render(template, context or sample_context(template))
+    reason = "手动发送（演示）" if context else "手动发送（计划中没有该模板的消息，使用示例内容）"
     return PlannedMessage(key=key, due_at=due, kind=_kind_of(template), rule="manual",
                           occurrence=f"{template}@{due:%Y%m%dT%H%M%S}", target=target, template=template,
                           msgtype=rendered.msgtype, title=rendered.title, text=rendered.text,
-                          reason="手动发送（计划中没有该模板的消息，使用示例内容）", item=None,
+                          reason=reason, item=None,
                           provisional=False, meta={}, card=None)
 
 

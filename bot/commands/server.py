@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from typing import Any
 from flask import Flask, jsonify
 from waitress import create_server
 
+from bot.config import Settings
+from bot.errors import ConfigError
 from bot.inbox.callback import callback_blueprint
 from bot.inbox.group_bot import RunningGroupBot
 from bot.runtime import Runtime
@@ -109,3 +113,20 @@ def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
         runtime.close()
         log.info("服务已停止")
     return 0
+
+
+def ensure_listen_free(settings: Settings) -> None:
+    """Refuse to start, before anything is written, when server.listen is taken (another instance,
+    another program): a Chinese error with the fix instead of a traceback after the banner."""
+    host, port = settings.server.host, settings.server.port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = {errno.EADDRINUSE: "该端口已被占用", errno.EADDRNOTAVAIL: "本机没有这个地址",
+                   errno.EACCES: "没有权限使用该端口"}.get(exc.errno or 0, "该地址不可用")
+            raise ConfigError(f"无法监听 {settings.server.listen}：{why}",
+                              file=settings.source, key="server.listen",
+                              fix="停止占用该端口的程序（可能是另一个正在运行的 wecom-reminder 或演示），"
+                                  "或把配置中的 server.listen 改为其他端口，如 127.0.0.1:8081") from None

@@ -21,7 +21,8 @@ from bot.templates.render import RenderedMessage, size_problems
 from bot.wecom import api as wecom
 from bot.wecom.outcomes import Outcome, UnsupportedMessage, classify, is_ambiguous
 
-__all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "channel_for", "recipients_of"]
+__all__ = ["AppChannel", "Channel", "ConsoleChannel", "Outcome", "RobotChannel", "app_request", "channel_for",
+           "recipients_of", "request_for"]
 
 
 class Channel(Protocol):
@@ -90,16 +91,32 @@ class AppChannel:
                        warnings=wecom.answer_warnings(answer))
 
     def _request(self, delivery: DeliveryRow) -> tuple[str, dict[str, Any]]:
-        recipients = self.recipients
-        if "chatid" in recipients:
-            message = wecom.app_message(delivery.msgtype, delivery.title, delivery.text, delivery.meta.get("url"))
-            return "appchat/send", wecom.appchat_payload(recipients["chatid"], message)
-        if delivery.card:
-            task_id = wecom.task_id_for(delivery.key, delivery.created_at.isoformat())
-            message = wecom.button_card(delivery.card, task_id)
-        else:
-            message = wecom.app_message(delivery.msgtype, delivery.title, delivery.text, delivery.meta.get("url"))
-        return "message/send", wecom.app_payload(recipients, self.app.agent_id, message)
+        return app_request(delivery, self.recipients, self.app.agent_id)
+
+
+def app_request(delivery: DeliveryRow, recipients: dict[str, Any], agent_id: int) -> tuple[str, dict[str, Any]]:
+    """(API path, JSON body) of an app send; the console's delivery page shows the same body."""
+    if "chatid" in recipients:
+        message = wecom.app_message(delivery.msgtype, delivery.title, delivery.text, delivery.meta.get("url"))
+        return "appchat/send", wecom.appchat_payload(recipients["chatid"], message)
+    if delivery.card:
+        task_id = wecom.task_id_for(delivery.key, delivery.created_at.isoformat())
+        message = wecom.button_card(delivery.card, task_id)
+    else:
+        message = wecom.app_message(delivery.msgtype, delivery.title, delivery.text, delivery.meta.get("url"))
+    return "message/send", wecom.app_payload(recipients, agent_id, message)
+
+
+def request_for(delivery: DeliveryRow, target: Any, settings: Settings) -> tuple[str, dict[str, Any]] | None:
+    """What the channel sends for ``delivery`` to ``target``: (API path, JSON body); None for the console.
+    The robot's key rides in the path (the caller masks it)."""
+    if settings.wecom is None or isinstance(target, ConsoleTarget) or target is None:
+        return None
+    recipients = recipients_of(target)
+    if isinstance(target, RobotTarget):
+        return (f"webhook/send?key={recipients['webhook_key']}",
+                wecom.robot_payload(delivery.msgtype, delivery.text, recipients))
+    return app_request(delivery, recipients, settings.wecom.agent_id)
 
 
 def over_limits(delivery: DeliveryRow, channel: str) -> Outcome | None:

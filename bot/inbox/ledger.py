@@ -67,7 +67,13 @@ def report_rows(store: Store, settings: Settings, schedule: StudySchedule, now: 
     chosen = [i for i in schedule.items if i.publish_at <= now and (item is None or i.id == item)
               and (year is None or i.publish_at.astimezone(BEIJING).year == year)]
     chosen.sort(key=lambda i: (i.publish_at, i.id))
-    return [_row(i, b, confirmations.get((i.id, b.id)), now) for i in chosen for b in i.branches(settings)]
+    people = person_names(settings)
+    return [_row(i, b, confirmations.get((i.id, b.id)), now, people) for i in chosen for b in i.branches(settings)]
+
+
+def person_names(settings: Settings) -> dict[str, str]:
+    """userid → name, for the ledger (people read names; a console account stays as it is)."""
+    return {b.secretary.userid: b.secretary.name for b in settings.organisation.branches}
 
 
 def study_status(store: Store, settings: Settings, schedule: StudySchedule, now: datetime,
@@ -76,7 +82,8 @@ def study_status(store: Store, settings: Settings, schedule: StudySchedule, now:
     return report_rows(store, settings, schedule, now, item=item)
 
 
-def _row(item: StudyItem, branch: Branch, row: Recorded | None, now: datetime) -> ReportRow:
+def _row(item: StudyItem, branch: Branch, row: Recorded | None, now: datetime,
+         people: dict[str, str]) -> ReportRow:
     if row is not None:
         status: Status = "late" if row.late else "confirmed"
     else:
@@ -86,5 +93,5 @@ def _row(item: StudyItem, branch: Branch, row: Recorded | None, now: datetime) -
         year=item.publish_at.astimezone(BEIJING).year, branch=branch.id, branch_name=branch.name,
         secretary=branch.secretary.name, deadline=item.deadline.astimezone(BEIJING), status=status,
         confirmed_at=row.confirmed_at.astimezone(BEIJING) if row else None,
-        confirmed_by=row.confirmed_by if row else None, source=row.source if row else None,
+        confirmed_by=people.get(row.confirmed_by, row.confirmed_by) if row else None, source=row.source if row else None,
         note=row.note if row else None)

@@ -290,6 +290,11 @@ def _item_occurrences(item: StudyItem, settings: Settings, calendar: WorkdayCale
         yield _overdue(item, settings, done, org, publish, provisional)
 
 
+def confirm_key(item_id: str) -> str:
+    """The key of a study card's button: a click on it confirms the item (see bot.responder)."""
+    return f"confirm:{item_id}"
+
+
 def _provisional(item: StudyItem, calendar: WorkdayCalendar) -> bool:
     days = (item.publish_at.astimezone(BEIJING).date(), item.deadline.astimezone(BEIJING).date())
     return not all(calendar.covers(day) for day in days)
@@ -307,10 +312,11 @@ def _prompts(item: StudyItem, branch: Branch, settings: Settings, context: dict[
     nominal = item.publish_at.astimezone(BEIJING)
     if publish != nominal:
         reason += f"（原定发布日 {cn_date(nominal)} 为休息日，顺延至下一个工作日 {cn_date(publish)}）"
-    card = prompt_card(item)
     template = settings.studies.prompt_template
+    # The card's parts come from the template; the button's key is ours: a click confirms this item.
     yield Occurrence(RULE, "study_prompt", f"{item.id}@prompt:{branch.id}", publish, (branch.secretary_target,),
-                     template, context, reason, item.id, provisional, {"branch": branch.id, "card": card})
+                     template, context, reason, item.id, provisional,
+                     {"branch": branch.id, "button_key": confirm_key(item.id)})
     if settings.studies.group_notice and branch.group:
         yield Occurrence(RULE, "study_prompt", f"{item.id}@group:{branch.id}", publish, (branch.group,),
                          template, context, f"{item.title}发布，通知{branch.name}群", item.id, provisional,
@@ -337,7 +343,7 @@ def _nudges(item: StudyItem, branch: Branch, settings: Settings, context: dict[s
             reason += f"（{cn_date(nominal)} 为休息日，提前至前一个工作日 {cn_date(day)}）"
         yield Occurrence(RULE, "study_nudge", f"{item.id}@nudge-{nudge.slug}:{branch.id}", due,
                          (branch.secretary_target,), settings.studies.nudge_template, context, reason, item.id,
-                         provisional, {"branch": branch.id})
+                         provisional, {"branch": branch.id, "button_key": confirm_key(item.id)})
 
 
 def _overdue(item: StudyItem, settings: Settings, done: frozenset[tuple[str, str]], org: dict[str, str],

@@ -164,5 +164,8 @@ def user_rows(sim: Simulator) -> list[dict[str, Any]]:
 def user_timeline(sim: Simulator, userid: str) -> list[dict[str, Any]]:
     """App messages and this user's replies, interleaved in the order they happened."""
     entries = [dict(m, entry="message") for m in sim.user_messages(userid)]
-    entries += [dict(c, entry=c["kind"]) for c in sim.conversation(userid)]
+    buttons = {(m["card"]["task_id"], b.get("key")): b.get("text") for m in entries if m.get("card")
+               for b in m["template_card"].get("button_list", [])}
+    entries += [dict(c, entry=c["kind"], button=buttons.get((c.get("task_id"), c.get("key")), c.get("key")))
+                for c in sim.conversation(userid)]
     return sorted(entries, key=lambda e: e["seq"])

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.config import AppChatTarget, AppTarget, RobotTarget, Settings
+from bot.templates.card import FIELD_NAME_CHARS, FIELD_VALUE_CHARS, MAX_FIELDS, is_link
 
 # UTF-8 bytes (wecom.md §2, §4, §6; app markdown confirmed 2,048 by issue 10).
 CHANNEL_LIMITS: dict[str, dict[str, int]] = {
@@ -83,4 +84,18 @@ def card_problems(card: dict[str, Any]) -> list[str]:
                 if len(str(card.get(field, ""))) > limit]
     if len(str(card.get("button_key", "")).encode("utf-8")) > 1024:
         problems.append("模板卡片的按钮 key 超过 1024 字节。处理办法：缩短学习事项的编号")
+    return problems + field_problems(card.get("fields") or [])
+
+
+def field_problems(fields: list[Any]) -> list[str]:
+    """A card's rows (template front matter ``card.fields``) over WeCom's count and lengths."""
+    problems = []
+    if len(fields) > MAX_FIELDS:
+        problems.append(f"模板卡片的字段共 {len(fields)} 项，超过企业微信 {MAX_FIELDS} 项的上限。处理办法：删去部分字段，或写进正文")
+    for name, value in fields:
+        if len(name) > FIELD_NAME_CHARS:
+            problems.append(f"模板卡片的字段名称“{name}”超过 {FIELD_NAME_CHARS} 个字。处理办法：缩短名称")
+        if not is_link(value) and len(value) > FIELD_VALUE_CHARS:  # a link shows as “点击查看”
+            problems.append(f"模板卡片的字段“{name}”共 {len(value)} 个字，超过企业微信建议的 {FIELD_VALUE_CHARS} 个字。"
+                            "处理办法：缩短内容，较长的内容可移到正文")
     return problems

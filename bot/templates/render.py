@@ -32,7 +32,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot.errors import TemplateError
-from bot.templates.limits import CHANNEL_NAMES, limit_for
+from bot.templates.card import CardSpec, RenderedCard, parse_card, render_card, text_with_fields
+from bot.templates.limits import CHANNEL_NAMES, card_problems, limit_for
 from bot.templates.syntax import chinese_syntax_error
 
 MSGTYPES = ("text", "markdown")
@@ -57,13 +58,15 @@ class TemplateSource:
     body: str
     body_line: int  # the line of the file where the body starts (for error positions)
     text: str       # the whole file
+    card: CardSpec | None = None
 
 
 @dataclass(frozen=True)
 class RenderedMessage:
     msgtype: str
     title: str
-    text: str
+    text: str                          # what a text/markdown channel sends (the body, then the card's fields)
+    card: RenderedCard | None = None   # what the app sends as a template card, where the rule asks for one
 
 
 def _to_date(value: Any) -> date:
@@ -175,14 +178,15 @@ def parse_source(name: str, text: str, origin: str) -> TemplateSource:
     if msgtype not in MSGTYPES:
         raise TemplateError(f"不支持的消息类型 {msgtype}", file=origin, line=2, key="msgtype",
                             fix="msgtype 应为 text 或 markdown")
-    unknown = set(front) - {"title", "msgtype", "description"}
+    unknown = set(front) - {"title", "msgtype", "description", "card"}
     if unknown:
         raise TemplateError(f"元数据中有未知的项 {'、'.join(sorted(unknown))}", file=origin, line=2,
-                            fix="只使用 title、msgtype、description")
+                            fix="只使用 title、msgtype、description、card")
     body = text.replace("\r\n", "\n")[match.end():]
     return TemplateSource(name=name, title=str(front.get("title", name)), msgtype=msgtype,
                           description=str(front.get("description", "")), body=body,
-                          body_line=match.group(0).count("\n") + 1, text=text)
+                          body_line=match.group(0).count("\n") + 1, text=text,
+                          card=parse_card(front.get("card"), origin))
 
 
 class _BodyLoader(BaseLoader):
@@ -206,6 +210,7 @@ class TemplateLibrary:
         self._environment: MessageSandbox | None = None
         self._sources: dict[str, TemplateSource] = {}
         self._checked: set[str] = set()
+        self._snippets: dict[str, Any] = {}
 
     def names(self) -> list[str]:
         shipped = {p.name.removesuffix(SUFFIX) for p in self.directory.glob(f"*{SUFFIX}")}
@@ -251,6 +256,7 @@ class TemplateLibrary:
                 check_structure(env.parse(source.body), origin)
                 self._checked.add(name)
             text = _bounded_output(env.get_template(name).generate(dict(context)), origin).strip()
+            card = self._render_card(source, text, context, origin)
         except TemplateSyntaxError as exc:
             line = exc.lineno + source.body_line - 1 if exc.name in (name, None) else exc.lineno
             raise TemplateError(f"模板语法错误：{chinese_syntax_error(exc.message or '')}", file=origin, line=line,
@@ -259,12 +265,27 @@ class TemplateLibrary:
             raise TemplateError(f"模板使用了不存在的变量：{_undefined_name(exc)}", file=origin,
                                 fix="只使用模板开头注释中列出的变量") from None
         except SecurityError as exc:
-            raise TemplateError(f"模板被安全沙箱拒绝：{exc}", file=origin, fix="去掉该运算或循环") from None
+            raise TemplateError(f"模板被安全沙箱拒绝：{_sandbox_reason(exc)}", file=origin,
+                                fix="去掉该运算、循环或对内部属性的访问，只使用模板开头注释中列出的变量") from None
         except TemplateNotFound as exc:
             raise TemplateError(f"模板引用的 {exc.name} 不存在", file=origin, fix="检查 include 的名称") from None
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise TemplateError(f"模板渲染出错：{exc}", file=origin, fix="检查模板中的运算和过滤器") from None
-        return RenderedMessage(msgtype=source.msgtype, title=source.title, text=text)
+        except (TypeError, ValueError, ArithmeticError):
+            raise TemplateError("模板渲染出错：运算或过滤器用在了不合适的值上（如对文字做算术、日期过滤器用在非日期上）",
+                                file=origin, fix="检查模板中的运算和过滤器") from None
+        return RenderedMessage(msgtype=source.msgtype, title=source.title, text=text_with_fields(text, card), card=card)
+
+    def _render_card(self, source: TemplateSource, text: str, context: Mapping[str, Any],
+                     origin: str) -> RenderedCard | None:
+        """The card's parts, each a small template of its own in the same sandbox (compiled once)."""
+        if source.card is None:
+            return None
+        env = self.environment()
+
+        def render(snippet: str) -> str:
+            if snippet not in self._snippets:
+                self._snippets[snippet] = env.from_string(snippet)
+            return _bounded_output(self._snippets[snippet].generate(dict(context)), origin)
+        return render_card(source.card, text, render)
 
     def _origin(self, name: str) -> str:
         return f"模板 {name}（后台编辑版本）" if name in self.edits else f"messages/{name}{SUFFIX}"
@@ -291,6 +312,12 @@ def _bounded_output(chunks: Any, origin: str) -> str:
     return "".join(parts)
 
 
+def _sandbox_reason(exc: SecurityError) -> str:
+    """Our own refusals are Chinese already; Jinja's ("access to attribute … is unsafe") are not."""
+    text = str(exc)
+    return text if not re.search(r"[A-Za-z]{4,}", text) else "访问了不允许访问的属性或方法"
+
+
 def _undefined_name(exc: UndefinedError) -> str:
     match = re.search(r"'([^']+)' is undefined|has no attribute '([^']+)'", str(exc))
     return (match.group(1) or match.group(2)) if match else str(exc)
@@ -298,8 +325,17 @@ def _undefined_name(exc: UndefinedError) -> str:
 
 @dataclass(frozen=True)
 class TemplateProblem:
-    message: str      # Chinese, names the line and the fix
+    message: str      # Chinese, with the fix; the line is apart (the editor and check put it in front)
     line: int | None
+
+    @property
+    def text(self) -> str:
+        return f"第 {self.line} 行：{self.message}" if self.line else self.message
+
+    @classmethod
+    def of(cls, exc: TemplateError) -> TemplateProblem:
+        message = f"{exc.problem}。处理办法：{exc.fix}" if exc.fix else exc.problem
+        return cls(message, exc.line)
 
 
 def validate_template(library: TemplateLibrary, name: str, text: str, sample: Mapping[str, Any],
@@ -311,10 +347,10 @@ def validate_template(library: TemplateLibrary, name: str, text: str, sample: Ma
         source = trial.source(name)
         undeclared = meta.find_undeclared_variables(trial.environment().parse(source.body))  # compiles: unknown filters
     except TemplateError as exc:
-        return [TemplateProblem(str(exc), exc.line)]
+        return [TemplateProblem.of(exc)]
     except TemplateSyntaxError as exc:
         line = exc.lineno + source.body_line - 1
-        return [TemplateProblem(f"第 {line} 行：模板语法错误：{chinese_syntax_error(exc.message or '')}。"
+        return [TemplateProblem(f"模板语法错误：{chinese_syntax_error(exc.message or '')}。"
                                 "处理办法：检查 {{ }}、{% %} 是否成对，标签是否拼写正确", line)]
     unknown = sorted(undeclared - set(sample) - {"range", "loop"})
     if unknown:
@@ -323,8 +359,9 @@ def validate_template(library: TemplateLibrary, name: str, text: str, sample: Ma
     try:
         rendered = trial.render(name, sample)
     except TemplateError as exc:
-        return [TemplateProblem(str(exc), exc.line)]
-    return [TemplateProblem(p, None) for p in size_problems(rendered, channels)]
+        return [TemplateProblem.of(exc)]
+    card = card_problems(rendered.card.as_dict("")) if rendered.card else []
+    return [TemplateProblem(p, None) for p in size_problems(rendered, channels) + card]
 
 
 def size_problems(message: RenderedMessage, channels: Iterable[str] = ("robot",)) -> list[str]:

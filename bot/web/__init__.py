@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from flask import Blueprint, Flask, Response, render_template, request
+from flask import Blueprint, Flask, Response, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from bot.runtime import Runtime
+from bot.store.accounts import load_account
 from bot.web import (
     auth,
     views_aibot,
@@ -26,7 +27,7 @@ from bot.web import (
     views_plan,
     views_templates,
 )
-from bot.web.common import RUNTIME_KEY, console, install_filters
+from bot.web.common import RUNTIME_KEY, console, install_filters, runtime
 
 SECURE_COOKIE_ENV = "WECOM_REMINDER_SECURE_COOKIE"
 # The WeCom callback's blueprint: its requests are signed by WeCom instead of carrying a CSRF token.
@@ -66,6 +67,8 @@ def create_console(app: Flask, runtime: Runtime) -> None:
     csrf.exempt(app.blueprints.get(CALLBACK_BLUEPRINT) or Blueprint(CALLBACK_BLUEPRINT, __name__))
     install_filters(app)
     app.register_blueprint(console)
+    # The service's address alone leads to the console (its login page when not logged in).
+    app.add_url_rule("/", "root", lambda: redirect(url_for("console.overview")))
     app.register_error_handler(CSRFError, _csrf_refused)
     for code in ERROR_TITLES:
         app.register_error_handler(code, _error_page)
@@ -79,6 +82,8 @@ def _csrf_refused(error: CSRFError) -> tuple[str, int]:
 
 def _error_page(error: HTTPException) -> tuple[str, int]:
     code = error.code or 500
+    if "user" not in g:  # outside /admin the console's login check has not run: its link needs to know
+        g.user = load_account(runtime().store, session.get("uid"))
     described = error.description if error.description and error.description != type(error).description else ""
     message = described or ERROR_MESSAGES.get(code, "请求无法处理。")
     return render_template("error.html", title=ERROR_TITLES.get(code, "出错了"), message=message), code

@@ -15,7 +15,9 @@ from bot.config import Settings
 from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS
 from bot.runtime import Runtime
+from bot.simulator.markdown import render_markdown
 from bot.store.audit import audit
+from bot.web.delivery_subjects import subject_of
 
 RUNTIME_KEY = "wecom_runtime"
 PAGE_SIZE = 50
@@ -137,5 +139,6 @@ def install_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         beijing=beijing, masked=mask_secrets, kind_label=lambda k: KIND_LABELS.get(k, k),
         status_label=lambda s: STATUS_LABELS.get(s, s),
-        target_label=lambda name: target_title(name, settings().all_targets()))
+        target_label=lambda name: target_title(name, settings().all_targets()), wecom_markdown=render_markdown,
+        subject=lambda row: subject_of(row, runtime().studies(), runtime().calendar()))
     app.context_processor(lambda: {"org_name": settings().organisation.name})

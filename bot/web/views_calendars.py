@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -9,8 +10,22 @@ from flask import redirect, render_template, request, url_for
 from bot.calendars.holiday_file import FESTIVAL_NAMES
 from bot.calendars.holiday_status import holiday_alert
 from bot.calendars.meeting_file import POLICIES
-from bot.web.common import console, mask_secrets, notice, record, runtime, settings, today
+from bot.plan import PlanState, plan_occurrences
+from bot.store.confirmations import confirmed_item_branches
+from bot.web.common import (
+    console,
+    mask_secrets,
+    notice,
+    now,
+    parse_day,
+    parse_int,
+    record,
+    runtime,
+    settings,
+    today,
+)
 from bot.web.ics_upload import UploadRefused, accept
+from bot.web.year_calendar import WEEK_HEADER, by_day, period_span, year_grid
 
 
 def holiday_years() -> list[dict[str, Any]]:
@@ -30,11 +45,28 @@ def meeting_sources() -> tuple[list[Any], list[Any]]:
     return list(meetings.series), list(meetings.calendars)
 
 
+def year_view(year: int, chosen: date | None) -> dict[str, Any]:
+    """The year's month grids with the sends planned on each day, and the chosen day's sends."""
+    rt = runtime()
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    state = PlanState(confirmed=frozenset(confirmed_item_branches(rt.store)))  # what matters here: who confirmed
+    days = by_day(plan_occurrences(rt.plan_inputs(), start, end, now(), state))
+    counts = {day: len(found) for day, found in days.items()}
+    chosen = chosen if chosen is not None and chosen.year == year else None
+    return {"year": year, "months": year_grid(rt.calendar(), year, counts, today()), "week_header": WEEK_HEADER,
+            "day_url": url_for("console.calendars", year=year) + "&day=",
+            "chosen": chosen, "chosen_sends": days.get(chosen, []) if chosen else [],
+            "years_shown": sorted(set(rt.calendar().years) | {today().year, today().year + 1})}
+
+
 def _page(status: int = 200, upload_error: str | None = None) -> Any:
     series, sources = meeting_sources()
     branches = {b.id: b.name for b in settings().organisation.branches}
+    chosen = parse_day(request.args.get("day"))
+    year = parse_int(request.args.get("year"), chosen.year if chosen else today().year, 2000, 2100)
     return render_template(
-        "calendars.html", years=holiday_years(), alert=holiday_alert(runtime().calendar().years, today()),
+        "calendars.html", grid=year_view(year, chosen), years=holiday_years(), period_span=period_span,
+        alert=holiday_alert(runtime().calendar().years, today()),
         series=series, sources=sources, branches=branches, policies=POLICIES, festivals=FESTIVAL_NAMES,
         upload_error=upload_error, ics_errors=[mask_secrets(e) for e in runtime().loaded().ics_errors],
         reload_error=mask_secrets(runtime().last_reload_error) if runtime().last_reload_error else None,

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from flask import Response, abort, redirect, render_template, request, url_for
 
 from bot.csv_files import csv_stream
+from bot.delivery.channels import request_for
 from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS
 from bot.store.models import STATUSES
@@ -27,6 +28,8 @@ from bot.web.common import (
     secret_masker,
     settings,
 )
+from bot.wecom.api import request_text
+from bot.wecom.fixes import config_fix
 
 EXPORT_HEADERS = ("计划发送时间", "实际发送时间", "类别", "发送对象", "标题", "状态", "尝试次数", "迟发", "重发",
                   "说明", "企业微信错误码", "企业微信消息编号")
@@ -54,6 +57,19 @@ class Filters:
     def args(self) -> dict[str, str]:
         return {k: v for k, v in vars(self).items() if v}
 
+    def problem(self) -> str | None:
+        """A date the filter cannot use, or a range that ends before it starts, in words."""
+        for label, raw in (("起始日期", self.since), ("截止日期", self.until)):
+            if raw and parse_day(raw) is None:
+                return f"{label}“{raw}”不是有效的日期，请按 2026-05-01 的格式填写。已忽略日期条件。"
+        since, until = parse_day(self.since), parse_day(self.until)
+        if since and until and since > until:
+            return f"起始日期 {since} 晚于截止日期 {until}，请交换两个日期。已忽略日期条件。"
+        return None
+
+    def without_dates(self) -> Filters:
+        return Filters("", "", self.kind, self.target, self.status)
+
 
 def filters_from(source: Any) -> Filters:
     return Filters(*(str(source.get(k, "")).strip()[:200] for k in ("since", "until", "kind", "target", "status")))
@@ -62,13 +78,33 @@ def filters_from(source: Any) -> Filters:
 @console.get("/deliveries")
 def deliveries() -> Any:
     rt, filters = runtime(), filters_from(request.args)
-    query = filters.query()
+    problem = filters.problem()
+    query = (filters.without_dates() if problem else filters).query()
     page = page_of(request.args.get("page"), count_deliveries(rt.store, **query))
     rows = list_deliveries(rt.store, **query, limit=page.size, offset=page.offset)
     targets = settings().all_targets()
-    return render_template("deliveries.html", rows=rows, page=page, filters=filters,
+    return render_template("deliveries.html", rows=rows, page=page, filters=filters, filter_error=problem,
                            kinds=KIND_LABELS, statuses=STATUS_LABELS, retryable=RETRYABLE,
-                           targets=sorted((name, target_title(name, targets)) for name in targets))
+                           targets=sorted((name, target_title(name, targets)) for name in targets)), \
+        422 if problem else 200
+
+
+@console.get("/deliveries/<int:delivery_id>")
+def delivery_detail(delivery_id: int) -> Any:
+    """One delivery: what it is about, the payload as sent (secrets masked), WeCom's answer and the fix."""
+    rt = runtime()
+    row = get_delivery(rt.store, delivery_id)
+    if row is None:
+        abort(404, "该发送记录不存在。")
+    current = settings()
+    target = current.all_targets().get(row.target)
+    request_body = request_for(row, target, current)
+    payload = None
+    if request_body is not None:
+        path, body = request_body
+        payload = secret_masker(current)(request_text(path, body))
+    return render_template("delivery.html", row=row, payload=payload, fix=config_fix(row.errcode),
+                           retryable=RETRYABLE, target_kind=type(target).__name__ if target else None)
 
 
 @console.get("/deliveries/export.csv")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from flask import abort, g, redirect, render_template, request, send_file, url_f
 from bot import reports
 from bot.inbox.ledger import report_rows
 from bot.store.confirmations import confirm
+from bot.web.charts import Bar, stacked_bars
 from bot.web.common import actor, console, notice, now, page_of, parse_int, record, runtime, settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,20 @@ def _detail(row: Any) -> str:
     if row.confirmed_at is None:
         return ""
     at = row.confirmed_at.astimezone(settings().zone)
-    return f"{at:%m-%d %H:%M}{' 补录' if row.source == 'manual' else ''}"
+    if row.source == "manual":  # recorded by an administrator (named in the audit log)
+        return f"{at:%m-%d %H:%M} 补录"
+    return f"{at:%m-%d %H:%M} {row.confirmed_by}" if row.confirmed_by else f"{at:%m-%d %H:%M}"
+
+
+def chart_bars(rows: list[Any]) -> tuple[list[Bar], list[Bar]]:
+    """(one bar per branch in config order, one bar per item in publication order) over the year's rows."""
+    by_branch: dict[str, Counter[str]] = {}
+    by_item: dict[str, tuple[str, Counter[str]]] = {}
+    for row in rows:
+        by_branch.setdefault(row.branch, Counter())[row.status] += 1
+        by_item.setdefault(row.item, (row.title, Counter()))[1][row.status] += 1
+    branches = [Bar(name, dict(by_branch[b])) for b, name in branch_columns(rows)]
+    return branches, [Bar(title, dict(counts)) for title, counts in by_item.values()]
 
 
 @console.get("/ledger")
@@ -84,8 +99,11 @@ def ledger_page() -> Any:
     page = page_of(request.args.get("page"), len(branches), BRANCHES_PER_PAGE)
     shown = branches[page.offset:page.offset + page.size]
     lines = matrix(rows, [b for b, _ in shown], page.number)
+    branch_bars, item_bars = chart_bars(rows)
     return render_template("ledger.html", unavailable=None, year=year, years=_years(schedule), lines=lines,
-                           branches=shown, page=page, summary=reports.summarize(rows))
+                           branches=shown, page=page, summary=reports.summarize(rows),
+                           branch_chart=stacked_bars(branch_bars, f"{year}年各支部学习完成情况"),
+                           item_chart=stacked_bars(item_bars, f"{year}年各期学习完成情况"))
 
 
 @console.get("/ledger/export.<fmt>")

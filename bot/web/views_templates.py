@@ -55,7 +55,7 @@ def _channels(name: str) -> frozenset[str]:
 def _editor(name: str, text: str, choice: str, problems: list[Any] | None = None, status: int = 200) -> Any:
     rt = runtime()
     library = _library_for(name)
-    shown = preview(library, name, text, _sample(name, choice), _channels(name))
+    shown = preview(library, name, text, _sample(name, choice), rt.settings(), _channels(name))
     return render_template(
         "template_edit.html", name=name, title=library.source(name).title, text=text, choice=choice, preview=shown,
         problems=problems if problems is not None else shown.problems, edited=name in library.edits,
@@ -79,8 +79,9 @@ def template_preview(name: str) -> Any:
     if request.is_json:
         data = request.get_json(silent=True) or {}
         text = str(data.get("text", "")).replace("\r\n", "\n")
-        shown = preview(library, name, text, _sample(name, str(data.get("sample", DEFAULT))), _channels(name))
-        return jsonify(shown.as_json())
+        shown = preview(library, name, text, _sample(name, str(data.get("sample", DEFAULT))), runtime().settings(),
+                        _channels(name))
+        return jsonify({**shown.as_json(), "html": render_template("_preview.html", preview=shown)})
     return _editor(name, _submitted_text(), request.form.get("sample", DEFAULT))
 
 
@@ -99,7 +100,7 @@ def template_save(name: str) -> Any:
     note = request.form.get("note", "").strip()[:200] or None
     version = save_version(runtime().store, name, text, actor(), now(), before=current, note=note)
     runtime().request_replan()
-    notice(f"已保存为第 {version} 号版本。此后发送的消息将使用新模板，无需重启服务。", "success")
+    notice(f"已保存为第 {version} 版。此后发送的消息将使用新模板，无需重启服务。", "success")
     return redirect(url_for("console.template_edit", name=name, sample=choice))
 
 
@@ -136,7 +137,7 @@ def _restore_target(name: str, raw: str) -> tuple[Version | None, str]:
     version = get_version(runtime().store, int(raw)) if raw.isdigit() else None
     if version is None or version.name != name:
         abort(404, "该版本不存在。")
-    return version, f"第 {version.id} 号版本（{version.author}）"
+    return version, f"第 {version.number} 版（{version.author}）"
 
 
 @console.get("/templates/<name>/restore")
@@ -156,13 +157,14 @@ def template_restore(name: str) -> Any:
     if body is not None:
         problems = save_problems(library, name, body, [sample_context(name)], _channels(name))
         if problems:
-            notice(f"{label}已不能通过校验，未恢复：{problems[0].message}", "danger")
+            notice(f"{label}已不能通过校验，未恢复：{problems[0].text}", "danger")
             return redirect(url_for("console.template_history", name=name))
     if body is None and name not in library.edits:
         notice("当前使用的已是系统默认模板，无需恢复。", "info")
         return redirect(url_for("console.template_edit", name=name))
+    action = "恢复默认模板" if version is None else f"恢复到第 {version.number} 版"
     save_version(runtime().store, name, body, actor(), now(), before=_current_text(library, name),
-                 note=f"恢复为{label}")
+                 note=f"恢复为{label}", action=action)
     runtime().request_replan()
     notice(f"已恢复为{label}。", "success")
     return redirect(url_for("console.template_edit", name=name))

@@ -22,6 +22,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot.config import Settings, WeComSettings
 from bot.errors import DeliveryError
+from bot.templates.card import is_link
 from bot.wecom.outcomes import TOKEN_ERRORS, MalformedAnswer, TokenFetchError, UnsupportedMessage, classify
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def task_id_for(key: str, created_at: str) -> str:
 
 
 def button_card(card: dict[str, Any], task_id: str) -> dict[str, Any]:
-    """A button_interaction template card from the plan's {title, description, button_text, button_key}."""
+    """A button_interaction template card from the plan's card (see bot.templates.card.RenderedCard)."""
     template_card: dict[str, Any] = {
         "card_type": "button_interaction",
         "main_title": {"title": card["title"]},
@@ -114,7 +115,22 @@ def button_card(card: dict[str, Any], task_id: str) -> dict[str, Any]:
         "task_id": task_id,
         "button_list": [{"text": card["button_text"], "style": 1, "key": card["button_key"]}],
     }
+    rows = [_card_row(name, value) for name, value in card.get("fields") or []]
+    if rows:
+        template_card["horizontal_content_list"] = rows
     return {"msgtype": "template_card", "template_card": template_card}
+
+
+def _card_row(name: str, value: str) -> dict[str, Any]:
+    """A card row; a link opens in the browser (type 1)."""
+    if is_link(value):
+        return {"type": 1, "keyname": name, "value": "点击查看", "url": value}
+    return {"keyname": name, "value": value}
+
+
+def request_text(path: str, body: dict[str, Any]) -> str:
+    """A request as the console's delivery page shows it (the caller masks keys and secrets)."""
+    return f"POST /cgi-bin/{path}\n{json.dumps(body, ensure_ascii=False, indent=2)}"
 
 
 def answer_warnings(answer: dict[str, Any]) -> tuple[str, ...]:

@@ -102,6 +102,8 @@ def test_broken_calendars_are_refused(text: str, words: str) -> None:
     with pytest.raises(ScheduleError, match=words) as caught:
         ics_events(text, "x.ics", *YEAR)
     assert caught.value.line is not None
+    ours = re.sub(r"“[^”]*”|UID [^）]+", "", caught.value.problem)  # the file's own content
+    assert not re.search(r"[a-z]{4,}", ours.replace("iCalendar", "")), "an English fragment in the error"
 
 
 # --- calendar sources in meetings.yaml ------------------------------------------------------------

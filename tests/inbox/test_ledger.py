@@ -222,12 +222,14 @@ def test_report_rows_and_summary(secretary: Secretary, store: Store, settings: S
     ledger_with_history(secretary)
     rows = report_rows(store, settings, schedule, at("2026-05-25 12:00"), year=2026)
     assert [(r.branch, r.status, r.confirmed_by) for r in rows] == [
-        ("b1", "confirmed", "zhangwei"), ("b2", "late", "lina"), ("b3", "missing", None)]
+        ("b1", "confirmed", "张伟"), ("b2", "late", "李娜"), ("b3", "missing", None)]  # names, not userids
     assert rows[0].confirmed_at == at("2026-05-20 16:12")
     summary = summarize(rows)
     (figures,) = [i.figures for i in summary.items]
     assert (figures.total, figures.confirmed, figures.late, figures.missing) == (3, 1, 1, 1)
     assert [y.sentence for y in summary.years] == ["2026年全年学习《警示教育通报》1期，各支部按时完成率33.3%"]
+    assert [y.report_sentence for y in summary.years] == [
+        "2026年全年学习《警示教育通报》1期，各支部按时完成率33.3%（应完成3支部次，按时完成1，逾期完成1，逾期未完成1）。"]
     assert report_rows(store, settings, schedule, at("2026-05-25 12:00"), year=2025) == []
 
 
@@ -264,7 +266,7 @@ def test_csv_opens_in_excel(tmp_path: Path, secretary: Secretary, store: Store, 
         table = list(csv.reader(handle))
     assert table[0][:6] == ["学习内容", "期号", "支部", "支部书记", "截止时间", "完成情况"]
     assert table[1][:8] == ["《警示教育通报》2026年第5期", "5", "第一党支部", "张伟", "2026-05-22 18:00", "按时完成",
-                            "2026-05-20 16:12", "zhangwei"]
+                            "2026-05-20 16:12", "张伟"]
     assert table[2][5] == "逾期完成" and table[3][5] == "逾期未完成" and table[3][6] == ""
     assert table[-1] == ["2026年全年学习《警示教育通报》1期，各支部按时完成率33.3%"]
 
@@ -280,7 +282,7 @@ def test_xlsx_is_ready_to_print(tmp_path: Path, secretary: Secretary, store: Sto
     assert sheet["A1"].value == "2026年学习台账" and sheet["A2"].value == "统计时间：2026-05-25 12:00"
     assert [c.value for c in sheet[3]][:3] == ["学习内容", "期号", "支部"]
     assert [c.value for c in sheet[4]][:8] == ["《警示教育通报》2026年第5期", "5", "第一党支部", "张伟",
-                                              "2026-05-22 18:00", "按时完成", "2026-05-20 16:12", "zhangwei"]
+                                              "2026-05-22 18:00", "按时完成", "2026-05-20 16:12", "张伟"]
     assert sheet["F6"].value == "逾期未完成" and sheet.max_row == 6
     assert sheet.freeze_panes == "A4" and sheet.page_setup.orientation == "landscape"
     assert sheet.page_setup.fitToWidth == 1 and sheet.sheet_properties.pageSetUpPr.fitToPage

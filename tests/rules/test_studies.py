@@ -113,8 +113,7 @@ def test_prompts_go_to_each_secretary_with_a_card(tmp_path: Path, calendar: Holi
     assert first.due_at == at("2026-05-11 09:00") and first.rule == "study" and first.item == "jsjy-2026-05"
     assert first.template == "study_prompt" and not first.provisional
     assert first.meta["branch"] == "b1"
-    assert first.meta["card"] == {"title": "学习提醒", "button_text": "已完成学习", "button_key": "confirm:jsjy-2026-05",
-                                  "description": "《警示教育通报》2026年第5期，请于5月22日（周五）18:00前完成学习"}
+    assert first.meta["button_key"] == "confirm:jsjy-2026-05"  # the card's parts come from the template
     assert first.context["secretary"] == {"name": "张伟", "userid": "zhangwei"}
     assert first.context["item"]["deadline"] == "2026-05-22T18:00:00+08:00"
 
@@ -190,7 +189,7 @@ def test_audience_and_group_notice(tmp_path: Path, calendar: HolidayCalendar) ->
     schedule = schedule_of(tmp_path, item_yaml("x", "2026-05-11 09:00", "2026-05-22 18:00", audience="[b2]"))
     settings = demo_settings(studies={"group_notice": True})
     prompts = by_kind(plan(schedule, calendar, settings), "study_prompt")
-    assert {(o.targets, "card" in o.meta) for o in prompts} == {(("b2_secretary",), True), (("b2_group",), False)}
+    assert {(o.targets, "button_key" in o.meta) for o in prompts} == {(("b2_secretary",), True), (("b2_group",), False)}
 
 
 def test_window_selects_by_beijing_day(tmp_path: Path, calendar: HolidayCalendar) -> None:

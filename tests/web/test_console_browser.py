@@ -5,82 +5,12 @@ Screenshots of the main pages at 1366×768 go to test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
-from fakes import ADMIN, ROOT, make_app, make_runtime
-from werkzeug.serving import make_server
-
-from bot.clock import BEIJING, FakeClock
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-ARTIFACTS = ROOT / "test-artifacts"
-SCRIPT = "<script>alert(1)</script>"
-
-
-def _browser_available() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"浏览器测试需要 {CHROMIUM}（apt-get install chromium），CI 中不能跳过")
-        pytest.skip(f"{CHROMIUM} 不存在，跳过浏览器测试（apt-get install chromium 后可运行）")
-
-
-def _hostile(text: str) -> str:
-    return text.replace("name: 第一党支部", f"name: 第一党支部{SCRIPT}")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    _browser_available()
-    folder = tmp_path_factory.mktemp("browser")
-    clock = FakeClock(datetime(2026, 5, 11, 8, 0, tzinfo=BEIJING))
-    runtime = make_runtime(folder, clock, _hostile)
-    alert = folder / "messages" / "alert.j2"
-    alert.write_text(alert.read_text(encoding="utf-8").replace("title: ", f"title: {SCRIPT}", 1), encoding="utf-8")
-    http = make_server("127.0.0.1", 0, make_app(runtime), threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    runtime.close()
-
-
-@pytest.fixture(scope="module")
-def page(server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=server,
-                                      accept_downloads=True, locale="zh-CN")
-        tab = context.new_page()
-        tab.dialogs = []
-        tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
-        tab.goto("/admin/login")
-        tab.fill("input[name=name]", ADMIN[0])
-        tab.fill("input[name=password]", ADMIN[1])
-        tab.click("button[type=submit]")
-        tab.wait_for_url("**/admin/")
-        yield tab
-        browser.close()
-
-
-def expect(locator: Any) -> Any:
-    """Playwright's waiting assertions (no eval, so they work under the console's CSP)."""
-    from playwright.sync_api import expect as playwright_expect
-    return playwright_expect(locator)
-
-
-def shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+from fakes import SCRIPT, expect, shot
 
 
 def test_overview_after_login(page: Any) -> None:

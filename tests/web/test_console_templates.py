@@ -82,7 +82,11 @@ def test_preview_json_renders_a_holiday_of_a_chosen_year(admin, runtime) -> None
     response = admin.post(f"/admin/templates/{NAME}/preview", headers={"X-CSRFToken": token},
                           json={"text": shipped(runtime), "sample": f"holiday:{period.key}"})
     data = response.get_json()
-    assert data["ok"] and period.name in data["text"] and data["bytes"] == len(data["text"].encode())
+    assert data["ok"] and period.name in data["text"]
+    size = len(data["text"].encode())
+    # robots carry markdown up to 4096 bytes: the size is said against the limit of the channel that sends it
+    assert data["sizes"] == [{"label": "群机器人 · markdown 消息", "line": f"{size} 字节（群机器人上限 4096 字节）"}]
+    assert "<strong>" in data["html"] or "md-h" in data["html"]  # markdown drawn, not shown as source
     bad = admin.post(f"/admin/templates/{NAME}/preview", headers={"X-CSRFToken": token},
                      json={"text": shipped(runtime) + "{{ nope }}", "sample": "default"}).get_json()
     assert not bad["ok"] and "nope" in bad["problems"][0]["message"]
@@ -119,6 +123,19 @@ def test_restore_an_earlier_version(admin, runtime) -> None:
     oldest = history(runtime.store, NAME)[-1]
     post(admin, f"/admin/templates/{NAME}/restore", {"version": str(oldest.id)})
     assert current_edits(runtime.store)[NAME] == first
+    assert recent(runtime.store)[0].action == "恢复到第 1 版"
+    assert [v.number for v in history(runtime.store, NAME)] == [3, 2, 1]
+
+
+def test_versions_count_per_template(admin, runtime) -> None:
+    post(admin, "/admin/templates/holiday_return",
+         {"text": runtime.templates().default_text("holiday_return").replace("收心", "收心归位", 1)})
+    response = post(admin, f"/admin/templates/{NAME}", {"text": edited(runtime, "}}廉洁过节提醒", "}}改")},
+                    follow_redirects=True)
+    assert "已保存为第 1 版" in response.get_data(as_text=True)  # not the database's row number 2
+    assert recent(runtime.store)[0].action == "保存模板（第 1 版）"
+    page = admin.get(f"/admin/templates/{NAME}/history").get_data(as_text=True)
+    assert "第 1 版" in page and "第 2 版" not in page
 
 
 def test_version_of_another_template_is_not_found(admin, runtime) -> None:
@@ -137,3 +154,26 @@ def test_a_template_for_the_app_is_judged_by_the_app_limit(admin, runtime) -> No
     # The same 3,000 bytes are fine in a group robot's markdown (4,096).
     response = post(admin, f"/admin/templates/{NAME}", {"text": shipped(runtime) + "严" * 1000})
     assert response.status_code == 302
+def test_preview_draws_the_study_prompt_card_and_says_what_goes_where(admin) -> None:
+    page = admin.get("/admin/templates/study_prompt").get_data(as_text=True)
+    assert 'class="wx-card"' in page and "已完成学习" in page and "卡片各部分从哪里来" in page
+    assert "卡片正文" in page and "个字（上限 160 个字）" in page
+    assert "学习提醒：学习内容发布时发给各支部书记" in page and "第一党支部书记" in page
+
+
+def test_a_broken_markdown_template_never_says_text_0_bytes(admin, runtime) -> None:
+    token = csrf_token(admin, "/admin/")
+    bad = admin.post(f"/admin/templates/{NAME}/preview", headers={"X-CSRFToken": token},
+                     json={"text": shipped(runtime) + "{% if %}", "sample": "default"}).get_json()
+    assert not bad["ok"] and bad["msgtype"] == "markdown" and "0 字节" not in bad["html"]
+    problem = bad["problems"][0]
+    assert problem["text"].count(f"第 {problem['line']} 行") == 1
+
+
+def test_the_sandbox_refusal_is_said_in_chinese(admin, runtime) -> None:
+    token = csrf_token(admin, "/admin/")
+    text = shipped(runtime) + "{{ organisation.name.__class__ }}"
+    bad = admin.post(f"/admin/templates/{NAME}/preview", headers={"X-CSRFToken": token},
+                     json={"text": text, "sample": "default"}).get_json()
+    message = bad["problems"][0]["text"]
+    assert "安全沙箱" in message and "unsafe" not in message and "attribute" not in message

@@ -107,7 +107,7 @@ def test_a_secretary_confirms_in_the_group_and_the_report_shows_it(
 
     assert main(["--config", str(runtime.config_path), "report", "--item", ITEM, "--json"]) == 0
     rows = {r["branch"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["b1"]["status"] == "confirmed" and rows["b1"]["confirmed_by"] == "zhangwei"
+    assert rows["b1"]["status"] == "confirmed" and rows["b1"]["confirmed_by"] == "张伟"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)

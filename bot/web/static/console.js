@@ -7,20 +7,18 @@
   var sample = document.getElementById("sample");
   var preview = document.getElementById("preview");
   var problems = document.getElementById("problems");
-  var size = document.getElementById("size");
   var token = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
   var timer = null;
   var sequence = 0;
 
   function show(result) {
-    preview.textContent = result.text;
-    size.textContent = result.msgtype + " 消息，渲染后 " + result.bytes + " 字节（上限 " + result.limit + " 字节）";
-    size.className = result.bytes > result.limit ? "size over" : "size";
+    // The server renders the preview (escaped, WeCom's markdown subset re-enabled): bot/web/templates/_preview.html
+    preview.innerHTML = result.html;
     problems.textContent = "";
     result.problems.forEach(function (p) {
       var div = document.createElement("div");
       div.className = "alert danger";
-      div.textContent = (p.line ? "第 " + p.line + " 行：" : "") + p.message;
+      div.textContent = p.text;
       problems.appendChild(div);
     });
   }

@@ -29,7 +29,7 @@ from bot.web.common import (
     settings,
 )
 from bot.wecom.api import request_text
-from bot.wecom.fixes import config_fix
+from bot.wecom.outcomes import configuration_fix
 
 EXPORT_HEADERS = ("计划发送时间", "实际发送时间", "类别", "发送对象", "标题", "状态", "尝试次数", "迟发", "重发",
                   "说明", "企业微信错误码", "企业微信消息编号")
@@ -103,7 +103,7 @@ def delivery_detail(delivery_id: int) -> Any:
     if request_body is not None:
         path, body = request_body
         payload = secret_masker(current)(request_text(path, body))
-    return render_template("delivery.html", row=row, payload=payload, fix=config_fix(row.errcode),
+    return render_template("delivery.html", row=row, payload=payload, fix=configuration_fix(row.errcode, row.last_error),
                            retryable=RETRYABLE, target_kind=type(target).__name__ if target else None)
 
 

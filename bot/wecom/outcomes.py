@@ -104,6 +104,14 @@ def configuration_error(errcode: int, errmsg: str | None, table: dict[int, tuple
     return f"{cause.format(ip=ip)}。处理办法：{fix.format(ip=ip)}"
 
 
+def configuration_fix(errcode: int | None, errmsg: str | None = None) -> str | None:
+    """Where to fix a configuration error (the console's delivery page); None when retrying is the cure."""
+    if errcode is None or errcode not in CONFIGURATION:
+        return None
+    match = _FROM_IP.search(errmsg or "")
+    return CONFIGURATION[errcode][1].format(ip=match.group(1) if match else "本服务器的出口 IP")
+
+
 # The API client refreshes its access token once on these before they count as an answer.
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 RETRY_AFTER = {45009: 60.0, 45033: 10.0}

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "apscheduler", "waitress.queue"):
+    for noisy in ("alembic", "apscheduler", "waitress.queue", "websockets"):  # their INFO lines are English
         logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = getattr(handlers, f"cmd_{args.command}")
     try:

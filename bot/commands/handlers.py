@@ -165,3 +165,30 @@ def cmd_meetings(args: argparse.Namespace) -> int:
 def cmd_admin(args: argparse.Namespace) -> int:
     from bot.commands.accounts import run_admin
     return run_admin(args)
+
+
+def cmd_holidays(args: argparse.Namespace) -> int:
+    """holidays import FILE: show what the notice says, then write the year file (unless --print)."""
+    from bot.config import load_settings
+    from bot.holiday_import import change_words, holidays_folder, read_notice_text, write_notice
+    folder = holidays_folder(load_settings(args.config).path("schedules"))
+    result = read_notice_text(_read_input(args.file), folder, args.published)
+    print("\n".join(result.summary()), file=sys.stderr)
+    if args.print_only:
+        sys.stdout.write(result.yaml)
+        return EXIT_OK
+    path = write_notice(folder, result)
+    print(f"已{change_words(result)} {path}；运行中的服务将自动按新安排重新排期。", file=sys.stderr)
+    return EXIT_OK
+
+
+def _read_input(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    path = Path(name)
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise BotError(f"找不到文件 {path}。处理办法：检查文件路径") from None
+    except UnicodeDecodeError:
+        raise BotError(f"文件 {path} 不是 UTF-8 编码的文本。处理办法：另存为 UTF-8 文本或网页后再导入") from None

@@ -23,6 +23,7 @@ from bot.web import (
     views_calendars,
     views_deliveries,
     views_ledger,
+    views_notice,
     views_overview,
     views_plan,
     views_templates,
@@ -47,7 +48,7 @@ ERROR_MESSAGES = {400: "请求内容不完整或格式不正确。", 403: "没�
                   405: "该地址不支持这种请求方式。", 409: "当前状态下无法完成该操作。",
                   413: "上传的文件超过 4 MB 的上限。", 422: "提交的内容有误。"}
 _VIEWS = (auth, views_overview, views_templates, views_plan, views_deliveries, views_ledger,
-          views_calendars, views_aibot, views_audit)  # imported for their routes on `console`
+          views_calendars, views_aibot, views_notice, views_audit)  # imported for their routes on `console`
 
 
 def secure_cookies() -> bool:

@@ -59,7 +59,8 @@ def year_view(year: int, chosen: date | None) -> dict[str, Any]:
             "years_shown": sorted(set(rt.calendar().years) | {today().year, today().year + 1})}
 
 
-def _page(status: int = 200, upload_error: str | None = None) -> Any:
+def render_calendars(status: int = 200, upload_error: str | None = None, import_error: str | None = None,
+                     import_text: str = "") -> Any:
     series, sources = meeting_sources()
     branches = {b.id: b.name for b in settings().organisation.branches}
     chosen = parse_day(request.args.get("day"))
@@ -68,26 +69,27 @@ def _page(status: int = 200, upload_error: str | None = None) -> Any:
         "calendars.html", grid=year_view(year, chosen), years=holiday_years(), period_span=period_span,
         alert=holiday_alert(runtime().calendar().years, today()),
         series=series, sources=sources, branches=branches, policies=POLICIES, festivals=FESTIVAL_NAMES,
-        upload_error=upload_error, ics_errors=[mask_secrets(e) for e in runtime().loaded().ics_errors],
+        upload_error=upload_error, import_error=import_error, import_text=import_text,
+        ics_errors=[mask_secrets(e) for e in runtime().loaded().ics_errors],
         reload_error=mask_secrets(runtime().last_reload_error) if runtime().last_reload_error else None,
         meetings_loaded=runtime().meetings() is not None), status
 
 
 @console.get("/calendars")
 def calendars() -> Any:
-    return _page()
+    return render_calendars()
 
 
 @console.post("/calendars/upload")
 def calendar_upload() -> Any:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _page(422, "请选择要上传的 .ics 文件。")
+        return render_calendars(422, "请选择要上传的 .ics 文件。")
     rt = runtime()
     try:
         saved = accept(rt.settings().path("schedules"), upload.filename, upload.read(), today())
     except UploadRefused as exc:
-        return _page(422, f"日历文件未被采用，未写入任何内容。原因：{exc}")
+        return render_calendars(422, f"日历文件未被采用，未写入任何内容。原因：{exc}")
     record("上传日历文件", f"schedules/{saved.name}", before="覆盖原有文件" if saved.replaced else None,
            after=f"{saved.events} 个日程（未来一年）")
     rt.reload_if_changed()

@@ -12,7 +12,7 @@ from bot.plan_changes import ADDED, MOVED, REMOVED, REWORDED, plan_changes
 def message(occurrence: str, due: datetime, target: str = "group-a", text: str = "正文",
             provisional: bool = False) -> PlannedMessage:
     return PlannedMessage(key=f"r|{occurrence}|{target}", due_at=due, kind="meeting_reminder", rule="r",
-                          occurrence=occurrence, target=target, recipients={}, template="t", msgtype="markdown",
+                          occurrence=occurrence, target=target, template="t", msgtype="markdown",
                           title="会议提醒", text=text, reason="依据", item=None, provisional=provisional, meta={},
                           card=None)
 

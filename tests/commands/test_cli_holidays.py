@@ -9,7 +9,7 @@ import pytest
 
 from bot.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTICES = ROOT / "tests" / "fixtures" / "notices"
 BUNDLED = ROOT / "schedules" / "holidays"
 

@@ -109,6 +109,7 @@ class MeetingOccurrence:
     source: str
     reminders: tuple[ReminderOffset, ...]
     all_day: bool = False
+    merged: tuple[tuple[str, date], ...] = ()  # (uid, original day) of occurrences held as this one
 
     def __post_init__(self) -> None:
         if self.status not in ("confirmed", "cancelled"):
@@ -147,7 +148,24 @@ def _series_occurrences(series: MeetingSeries, calendar: WorkdayCalendar, start:
     exceptions = {e.original: e for e in series.exceptions}
     days = set(_original_days(series, start, end)) | set(exceptions)  # a move may come from far away
     held = (_held(series, day, exceptions.get(day), calendar) for day in sorted(days))
-    return [occurrence for occurrence in held if occurrence is not None]
+    return _merged([occurrence for occurrence in held if occurrence is not None])
+
+
+def _merged(held: list[MeetingOccurrence]) -> list[MeetingOccurrence]:
+    """Occurrences of one series moved onto the same start are one meeting, not two reminders.
+
+    The holiday Mondays 2026-02-16 and 02-23 both shift to Tuesday 02-24: the earlier keeps its
+    uid (its reminders are the ones already planned) and records the later one as merged.
+    """
+    by_start: dict[datetime, MeetingOccurrence] = {}
+    for occurrence in held:  # in original order
+        first = by_start.get(occurrence.start)
+        if first is None:
+            by_start[occurrence.start] = occurrence
+        else:
+            merged = (*first.merged, (occurrence.uid, occurrence.original_start.date()))
+            by_start[occurrence.start] = replace(first, merged=merged)
+    return list(by_start.values())
 
 
 def _original_days(series: MeetingSeries, start: date, end: date) -> list[date]:

@@ -86,17 +86,49 @@ def _reminders(meeting: MeetingOccurrence, targets: tuple[str, ...], now: dateti
 
 def _reminder(meeting: MeetingOccurrence, offset: ReminderOffset, due: datetime, targets: tuple[str, ...],
               calendar: WorkdayCalendar, branch_names: Mapping[str, str]) -> Occurrence:
+    unpublished = _unpublished_year(meeting, due, calendar)
     return Occurrence(
         rule=f"meeting:{meeting.series_id}", kind="meeting_reminder", occurrence=f"{meeting.uid}#{offset.label}",
         due_at=due, targets=targets, template="meeting_reminder",
-        context={"meeting": meeting_context(meeting, branch_names)},
-        reason=f"{_origin(meeting)}：{meeting.title} {cn_moment(meeting.start)}{_moved(meeting)}，{offset.words}提醒",
-        provisional=not (calendar.covers(meeting.start.date()) and calendar.covers(due.date())),
-        meta=_meta(meeting))
+        context={"meeting": meeting_context(meeting, branch_names, unpublished)},
+        reason=f"{_origin(meeting)}：{meeting.title} {cn_moment(meeting.start)}{_moved(meeting, unpublished)}，"
+               f"{offset.words}提醒",
+        provisional=unpublished is not None, meta=_meta(meeting))
 
 
-def _moved(meeting: MeetingOccurrence) -> str:
-    return f"，原定{cn_date(meeting.moved_from)}，遇休息日顺延" if meeting.moved_from else ""
+def _unpublished_year(meeting: MeetingOccurrence, due: datetime, calendar: WorkdayCalendar) -> int | None:
+    """The year whose missing arrangement the meeting's or the reminder's day rests on, if any."""
+    for day in (meeting.original_start.date(), meeting.start.astimezone(BEIJING).date(), due.date()):
+        if not calendar.covers(day):
+            return day.year
+    return None
+
+
+def _original_days(meeting: MeetingOccurrence) -> list[date]:
+    first = [meeting.moved_from] if meeting.moved_from else []
+    return first + [day for _, day in meeting.merged]
+
+
+def _moved(meeting: MeetingOccurrence, unpublished: int | None) -> str:
+    if not meeting.moved_from:
+        return f"（{unpublished}年节假日安排未发布，日期暂定）" if unpublished else ""
+    days = "、".join(cn_date(d) for d in _original_days(meeting))
+    merged = "并合并为一次" if meeting.merged else ""
+    if unpublished:
+        return f"，原定{days}，暂按法定节假日推算顺延{merged}（{unpublished}年节假日安排未发布）"
+    return f"，原定{days}，遇休息日顺延{merged}"
+
+
+def holiday_note(meeting: MeetingOccurrence, unpublished: int | None) -> str:
+    """The sentence a reminder says about holidays; a guess is said to be one, never stated as fact."""
+    days = "、".join(cn_date(d) for d in _original_days(meeting))
+    if unpublished is not None:
+        moved = (f"暂按法定节假日推算，原定{days}的会议{'合并' if meeting.merged else '顺延'}至本日召开，"
+                 if meeting.moved_from else "")
+        return f"{unpublished}年节假日安排尚未发布，{moved}如有调整将另行通知。"
+    if meeting.merged:
+        return f"因节假日，原定{days}的会议合并于本日召开。"
+    return f"因节假日，本次会议由{days}顺延。" if meeting.moved_from else ""
 
 
 def _meta(meeting: MeetingOccurrence) -> dict[str, Any]:
@@ -115,6 +147,7 @@ def _origin(meeting: MeetingOccurrence) -> str:
 def _changes(meetings: list[MeetingOccurrence], announced: Mapping[str, AnnouncedMeeting], now: datetime,
              start: date, end: date, branch_names: Mapping[str, str]) -> list[Occurrence]:
     by_uid = {m.uid: m for m in meetings}
+    by_uid.update({uid: m for m in meetings for uid, _ in m.merged})  # merged: held, not cancelled
     notices = []
     for told in announced.values():
         current = by_uid.get(told.uid)
@@ -155,8 +188,9 @@ def _change(told: AnnouncedMeeting, current: MeetingOccurrence | None, now: date
 # --- template context -----------------------------------------------------------------------------
 
 
-def meeting_context(meeting: MeetingOccurrence, branch_names: Mapping[str, str]) -> dict[str, Any]:
-    """The `meeting` variable of the templates: plain strings only."""
+def meeting_context(meeting: MeetingOccurrence, branch_names: Mapping[str, str],
+                    unpublished: int | None = None) -> dict[str, Any]:
+    """The `meeting` variable of the templates: plain strings only (``unpublished``: see holiday_note)."""
     start, end = meeting.start.astimezone(BEIJING), meeting.end.astimezone(BEIJING)
     return {
         "title": meeting.title, "kind": meeting.kind, "start": start.isoformat(), "end": end.isoformat(),
@@ -165,6 +199,7 @@ def meeting_context(meeting: MeetingOccurrence, branch_names: Mapping[str, str])
         "video": meeting.video, "host": meeting.host, "agenda": meeting.agenda,
         "branch": branch_names.get(meeting.branch or "", ""),
         "moved_from": meeting.moved_from.isoformat() if meeting.moved_from else "",
+        "holiday_note": holiday_note(meeting, unpublished),
     }
 
 
@@ -172,7 +207,8 @@ def _told_context(told: AnnouncedMeeting) -> dict[str, Any]:
     start, end = told.start.astimezone(BEIJING), told.end.astimezone(BEIJING)
     return {"title": told.title, "kind": "", "start": start.isoformat(), "end": end.isoformat(),
             "date": start.date().isoformat(), "start_time": f"{start:%H:%M}", "end_time": f"{end:%H:%M}",
-            "location": told.location, "video": "", "host": "", "agenda": "", "branch": "", "moved_from": ""}
+            "location": told.location, "video": "", "host": "", "agenda": "", "branch": "", "moved_from": "",
+            "holiday_note": ""}
 
 
 def change_context(told: AnnouncedMeeting, live: MeetingOccurrence | None) -> dict[str, Any]:
@@ -188,7 +224,8 @@ def sample_meeting_context() -> dict[str, Any]:
         "title": "第一党支部支委会", "kind": "支委会", "start": "2026-03-06T14:30:00+08:00",
         "end": "2026-03-06T16:00:00+08:00", "date": "2026-03-06", "start_time": "14:30", "end_time": "16:00",
         "location": "三楼会议室", "video": "https://meeting.tencent.com/dm/example", "host": "张三",
-        "agenda": "研究部署本月支部工作", "branch": "第一党支部", "moved_from": "2026-03-05"}}
+        "agenda": "研究部署本月支部工作", "branch": "第一党支部", "moved_from": "2026-03-05",
+        "holiday_note": "因节假日，本次会议由3月5日（周四）顺延。"}}
 
 
 def sample_change_context() -> dict[str, Any]:

@@ -16,7 +16,7 @@ MEETING = {
     "title": "第一党支部支委会", "kind": "支委会", "branch": "第一党支部",
     "start": "2026-03-06T14:30:00+08:00", "end": "2026-03-06T16:00:00+08:00", "date": "2026-03-06",
     "start_time": "14:30", "end_time": "16:00", "location": "三楼会议室", "video": "",
-    "host": "张伟", "agenda": "研究部署本月支部工作", "moved_from": "",
+    "host": "张伟", "agenda": "研究部署本月支部工作", "moved_from": "", "holiday_note": "",
 }
 
 CHANGE = {

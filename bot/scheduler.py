@@ -15,9 +15,12 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.calendars.holiday_status import holiday_alert
+from bot.calendars.notice_import import ImportResult
 from bot.clock import BEIJING
 from bot.delivery.alerts import raise_alert
 from bot.delivery.dispatcher import DISPATCH_LOCK, Dispatcher
+from bot.holiday_import import holidays_folder, notices_on_file
+from bot.holiday_watch import Fetch, alert_lines, confirm_advice, look_once
 from bot.inbox.ledger import cancel_confirmed_nudges
 from bot.runtime import Runtime
 from bot.store.db import Store, try_leader_lock
@@ -83,7 +86,21 @@ class Service:
             return
         day = f"（{today.month}月{today.day}日）" if alert.level == "严重" else ""
         raise_alert(runtime.store, runtime.settings(), now, f"{alert.year}年节假日安排尚未录入【{alert.level}】{day}",
-                    [alert.message], "国务院办公厅通知发布后，按 README「添加一年的节假日安排」添加该年度文件", [])
+                    [alert.message], "国务院办公厅通知发布后，在管理后台“日历与会议”页导入通知全文，确认后即生效", [])
+
+    def watch_holidays(self, fetch: Fetch) -> ImportResult | None:
+        """Once a day, if holiday_watch.url is set: look for next year's notice; alert, never apply."""
+        runtime = self.runtime
+        settings, now = runtime.settings(), runtime.clock.now()
+        if not settings.holiday_watch.url:
+            return None
+        on_file = notices_on_file(holidays_folder(settings.path("schedules")))
+        result = look_once(settings.holiday_watch.url, fetch, on_file, now.astimezone(settings.zone).date(),
+                           settings.path("data"))
+        if result is not None:
+            raise_alert(runtime.store, settings, now, f"国务院办公厅已发布{result.notice.year}年节假日安排，待确认",
+                        alert_lines(result), confirm_advice(settings.holiday_watch.console_url), [])
+        return result
 
     def recover(self) -> None:
         settings = self.runtime.settings()

@@ -40,5 +40,5 @@ def holiday_alert(years: Collection[int], today: date) -> HolidayAlert | None:
 def _message(year: int, current: bool) -> str:
     when = "本年度" if current else "下一年度"
     return (f"{when}（{year}年）节假日安排尚未录入：{year}年法定节假日前的廉洁提醒无法按官方安排排定，"
-            f"工作日暂按法定节日当天放假、其余周一至周五上班推算（调休未知）。处理办法：国务院办公厅通知发布后，按 schedules/holidays/README.md "
-            f"的格式新增 schedules/holidays/{year}.yaml。")
+            f"工作日暂按法定节日当天放假、其余周一至周五上班推算（调休未知）。处理办法：国务院办公厅通知发布后，在管理后台“日历与会议”页"
+            f"导入通知全文（或运行 wecom-reminder holidays import 通知.txt），生成 schedules/holidays/{year}.yaml。")

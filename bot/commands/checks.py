@@ -91,7 +91,7 @@ def check_holiday_coverage(loaded: Loaded, today: date, result: CheckResult) -> 
     if level:
         message = (f"【{level}】缺少 {next_year} 年的国务院节假日安排（schedules/holidays/{next_year}.yaml），"
                    f"{next_year} 年元旦、春节等节前提醒无法排定。处理办法：国务院办公厅发布通知后，"
-                   "按 README「添加一年的节假日安排」添加该文件")
+                   "运行 wecom-reminder holidays import 通知.txt 导入通知（或在管理后台“日历与会议”页导入）")
         (result.errors if level == "严重" else result.warnings).append(message)
     horizon = today + timedelta(days=LOOKAHEAD_DAYS)
     for year in calendar.missing_years(today, horizon):

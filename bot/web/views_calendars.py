@@ -10,6 +10,7 @@ from flask import redirect, render_template, request, url_for
 from bot.calendars.holiday_file import FESTIVAL_NAMES
 from bot.calendars.holiday_status import holiday_alert
 from bot.calendars.meeting_file import POLICIES
+from bot.holiday_watch import read_candidate, watched_year
 from bot.plan import PlanState, plan_occurrences
 from bot.store.confirmations import confirmed_item_branches
 from bot.web.common import (
@@ -36,6 +37,13 @@ def holiday_years() -> list[dict[str, Any]]:
         years.append({"year": year, "title": notice_info["title"], "published": notice_info["published"],
                       "amendments": notice_info["amendments"], "periods": calendar.periods(year)})
     return years
+
+
+def watch_candidate() -> dict[str, Any] | None:
+    """A notice the daily watch found for a missing year, waiting for confirmation."""
+    year = watched_year(runtime().calendar().years, today())
+    text = read_candidate(settings().path("data"), year) if year is not None else None
+    return {"year": year, "text": text} if text else None
 
 
 def meeting_sources() -> tuple[list[Any], list[Any]]:
@@ -70,6 +78,7 @@ def render_calendars(status: int = 200, upload_error: str | None = None, import_
         alert=holiday_alert(runtime().calendar().years, today()),
         series=series, sources=sources, branches=branches, policies=POLICIES, festivals=FESTIVAL_NAMES,
         upload_error=upload_error, import_error=import_error, import_text=import_text,
+        watched=watch_candidate(),
         ics_errors=[mask_secrets(e) for e in runtime().loaded().ics_errors],
         reload_error=mask_secrets(runtime().last_reload_error) if runtime().last_reload_error else None,
         meetings_loaded=runtime().meetings() is not None), status

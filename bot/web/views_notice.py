@@ -20,6 +20,7 @@ from bot.calendars.notice_checks import NoticeRefused
 from bot.calendars.notice_import import ImportResult, period_line
 from bot.errors import BotError
 from bot.holiday_import import change_words, holidays_folder, notices_on_file, read_notice_text, write_notice
+from bot.holiday_watch import candidate_path
 from bot.plan import build_plan
 from bot.plan_changes import plan_changes
 from bot.web.common import console, mask_secrets, notice, now, record, runtime, settings, today
@@ -88,6 +89,7 @@ def notice_save() -> Any:
         return render_calendars(409, import_error="节假日安排文件在预览之后已有变化，未保存。请重新预览后再确认。",
                                 import_text=text)
     path = write_notice(_folder(), result)
+    candidate_path(settings().path("data"), result.notice.year).unlink(missing_ok=True)
     _record(result, path)
     rt = runtime()
     rt.reload_if_changed()

@@ -115,3 +115,16 @@ def test_a_read_only_account_cannot_import(reader, runtime) -> None:
     assert "导入国务院通知" not in reader.get("/admin/calendars").get_data(as_text=True)
     status, _ = preview(reader, NEWS_2026)
     assert status == 403
+
+
+def test_a_notice_found_by_the_daily_watch_waits_on_the_page_for_confirmation(admin, runtime) -> None:
+    from bot.holiday_watch import candidate_path
+    path = candidate_path(runtime.settings().path("data"), 2026)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(NEWS_2026, encoding="utf-8")
+    page = admin.get("/admin/calendars").get_data(as_text=True)
+    assert 'id="watch-found"' in page and "发现了 2026 年的节假日安排通知，尚未生效" in page
+    status, preview_page = preview(admin, NEWS_2026)
+    post(admin, "/admin/calendars/notice/save", {"text": NEWS_2026, "digest": hidden(preview_page, "digest")})
+    assert year_file(runtime).exists() and not path.exists()
+    assert 'id="watch-found"' not in admin.get("/admin/calendars").get_data(as_text=True)

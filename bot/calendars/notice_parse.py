@@ -141,24 +141,28 @@ def _item(label: str, body: str, year: int, problems: list[str]) -> ParsedItem |
     """One item: the sentence that says 放假, the sentences that end in 上班."""
     dates = _Dates(year, problems)
     sentences = [s for s in body.split("。") if s]
-    off = next((s for s in sentences if "放假" in s), None)
-    block = dates.read(off.split("放假")[0], label) if off else []
+    off = next((s for s in sentences if "放假" in s), "")
+    block = dates.read(off.split("放假")[0], label)
     if not 1 <= len(block) <= 2:
         problems.append(f"“{label}”一项不完整，未写明放假起止日期")
         return None
-    first, last = block[0], block[-1]
-    if "与周末连休" in off:  # type: ignore[operator]
-        first, last = _with_weekends(first, last)
+    first, last = _with_weekends(block[0], block[-1]) if "与周末连休" in off else (block[0], block[-1])
+    workdays = _workdays([s for s in sentences if s is not off], dates, label)
+    count = _COUNT.search(off)
+    festivals = tuple(FESTIVAL_IDS_BY_NAME[name] for name in label.split("、"))
+    return ParsedItem(label, festivals, first, last, workdays, int(count[1] or count[2]) if count else None)
+
+
+def _workdays(sentences: list[str], dates: _Dates, label: str) -> tuple[date, ...]:
+    """The days of the sentences ending in 上班; any other sentence with a date is reported
+    (a paste cut inside the list of working days), except the notices' 鼓励… advice."""
     workdays: list[date] = []
     for sentence in sentences:
         if sentence.endswith("上班"):
             workdays += dates.read(sentence, label)
-        elif sentence is not off and _DATE.search(sentence) and "鼓励" not in sentence:
-            problems.append(f"“{label}”一项有无法识别的内容（可能不完整）：“{sentence}”")
-    count = _COUNT.search(off)  # type: ignore[arg-type]
-    stated = int(count[1] or count[2]) if count else None
-    festivals = tuple(FESTIVAL_IDS_BY_NAME[name] for name in label.split("、"))
-    return ParsedItem(label, festivals, first, last, tuple(workdays), stated)
+        elif _DATE.search(sentence) and "鼓励" not in sentence:
+            dates.problems.append(f"“{label}”一项有无法识别的内容（可能不完整）：“{sentence}”")
+    return tuple(workdays)
 
 
 def _with_weekends(first: date, last: date) -> tuple[date, date]:

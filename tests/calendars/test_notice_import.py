@@ -159,3 +159,11 @@ def test_html_pages_lose_their_scripts_and_styles() -> None:
     text = plain_text(read("2025_page.html"))
     assert "pageId" not in text and "text-indent" not in text
     assert "国务院办公厅关于2025年部分节假日安排的通知" in text
+
+
+def test_a_paste_cut_inside_the_last_working_days_is_refused() -> None:
+    text = read("2026_news_site.txt")
+    with pytest.raises(NoticeRefused) as refused:
+        import_notice(text[: text.index("9月20日（周日）、10月") + len("9月20日（周日）、10月")], {})
+    assert "“国庆节”一项有无法识别的内容（可能不完整）" in str(refused.value)
+    assert "未见落款日期" in str(refused.value)

@@ -60,6 +60,7 @@ def test_paste_preview_and_confirm_the_2026_notice(tab: Any, served: tuple[str, 
     from playwright.sync_api import expect
     tab.goto("/admin/calendars")
     tab.fill("#notice-import textarea[name=text]", NOTICE)
+    tab.locator("#notice-import").screenshot(path=str(ARTIFACTS / "notice-import-form.png"))
     tab.click("#notice-import button[type=submit]")
     expect(tab.locator("h1")).to_have_text("预览：新增 2026 年节假日安排")
     february = tab.locator("table.month", has=tab.locator("caption", has_text="2026年2月"))

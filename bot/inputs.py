@@ -11,18 +11,21 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from bot.calendars.holiday_file import holiday_notice
+from bot.calendars.holiday_file import HolidayNotice, holiday_notice
 from bot.calendars.holidays import HolidayCalendar
 from bot.calendars.ics import parse_ics, redact_url
 from bot.calendars.meeting_file import ics_file_names, meeting_schedule
 from bot.calendars.meetings import MeetingSchedule
+from bot.calendars.notice_import import ImportResult, import_notice
 from bot.config import Settings, load_settings
 from bot.errors import ScheduleError
 from bot.plan import PlanInputs
@@ -110,7 +113,12 @@ def load_holidays(directory: Path) -> HolidayCalendar:
     directory = Path(directory)
     if not directory.is_dir():
         raise ScheduleError("节假日安排目录不存在", file=directory, fix="检查配置中的目录路径")
-    return HolidayCalendar(holiday_notice(*load_yaml(path), path) for path in sorted(directory.glob("*.yaml")))
+    return HolidayCalendar(read_notice(path) for path in sorted(directory.glob("*.yaml")))
+
+
+def read_notice(path: Path) -> HolidayNotice:
+    """One notice file, checked (errors name the file, the line and the fix)."""
+    return holiday_notice(*load_yaml(path), path)
 
 
 def load_meetings(path: Path, schedules_dir: Path) -> MeetingSchedule:
@@ -226,3 +234,36 @@ def _replace(path: Path, text: str) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+# --- the holiday notices on file, for an import (CLI and console) ------------------------------
+
+def holidays_folder(settings: Settings) -> Path:
+    return settings.path("schedules") / "holidays"
+
+
+def notices_on_file(folder: Path) -> dict[int, HolidayNotice]:
+    """The year files as they are (a broken one raises its ScheduleError: fix it first)."""
+    notices = (read_notice(path) for path in sorted(folder.glob("*.yaml")))
+    return {notice.year: notice for notice in notices}
+
+
+def read_notice_text(raw: str, folder: Path, published: date | None = None) -> ImportResult:
+    """A notice's text read against the year files in ``folder`` (nothing written)."""
+    return import_notice(raw, notices_on_file(folder), published)
+
+
+def write_notice_file(folder: Path, year: int, text: str) -> Path:
+    """Replace ``<folder>/<year>.yaml`` atomically (the running service's file watch never reads
+    half a file); return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{year}.yaml"
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target

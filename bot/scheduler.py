@@ -19,9 +19,9 @@ from bot.calendars.notice_import import ImportResult
 from bot.clock import BEIJING
 from bot.delivery.alerts import raise_alert
 from bot.delivery.dispatcher import DISPATCH_LOCK, Dispatcher
-from bot.holiday_import import holidays_folder, notices_on_file
 from bot.holiday_watch import Fetch, alert_lines, confirm_advice, look_once
 from bot.inbox.ledger import cancel_confirmed_nudges
+from bot.inputs import holidays_folder, notices_on_file
 from bot.runtime import Runtime
 from bot.store.db import Store, try_leader_lock
 from bot.store.outbox import end_sending_leases, recover_overdue
@@ -94,7 +94,7 @@ class Service:
         settings, now = runtime.settings(), runtime.clock.now()
         if not settings.holiday_watch.url:
             return None
-        on_file = notices_on_file(holidays_folder(settings.path("schedules")))
+        on_file = notices_on_file(holidays_folder(settings))
         result = look_once(settings.holiday_watch.url, fetch, on_file, now.astimezone(settings.zone).date(),
                            settings.path("data"))
         if result is not None:

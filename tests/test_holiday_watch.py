@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.calendars.holiday_file import read_notice
 from bot.clock import BEIJING, FakeClock
 from bot.errors import BotError
 from bot.holiday_watch import notice_on_page, page_text, read_candidate, watched_year
+from bot.inputs import read_notice
 from bot.runtime import Runtime
 from bot.scheduler import Service
 from bot.store.queries import list_deliveries

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.clock import BEIJING
-from bot.plan import Plan, PlannedMessage
-from bot.plan_changes import ADDED, MOVED, REMOVED, REWORDED, plan_changes
+from bot.plan import ADDED, MOVED, REMOVED, REWORDED, Plan, PlannedMessage, plan_changes
 
 
 def message(occurrence: str, due: datetime, target: str = "group-a", text: str = "正文",

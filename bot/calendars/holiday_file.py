@@ -245,3 +245,4 @@ class _Reader:
         return Amendment(self.day(entry["published"], (*path, "published")),
                          self.text(entry["title"], (*path, "title")),
                          self.text(entry["summary"], (*path, "summary")))
+

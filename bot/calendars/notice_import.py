@@ -43,6 +43,11 @@ class ImportResult:
     def yaml(self) -> str:
         return notice_yaml(self.notice)
 
+    @property
+    def verb(self) -> str:
+        """新增 or 更新, as the summaries and the audit log say it."""
+        return "更新" if self.previous is not None else "新增"
+
     def summary(self) -> list[str]:
         head = self.amendment.title if self.amendment else self.notice.title
         published = self.amendment.published if self.amendment else self.notice.published

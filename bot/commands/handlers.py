@@ -169,16 +169,17 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_holidays(args: argparse.Namespace) -> int:
     """holidays import FILE: show what the notice says, then write the year file (unless --print)."""
+    from bot.calendars.holiday_file import write_notice_file
     from bot.config import load_settings
-    from bot.holiday_import import change_words, holidays_folder, read_notice_text, write_notice
-    folder = holidays_folder(load_settings(args.config).path("schedules"))
+    from bot.inputs import holidays_folder, read_notice_text
+    folder = holidays_folder(load_settings(args.config))
     result = read_notice_text(_read_input(args.file), folder, args.published)
     print("\n".join(result.summary()), file=sys.stderr)
     if args.print_only:
         sys.stdout.write(result.yaml)
         return EXIT_OK
-    path = write_notice(folder, result)
-    print(f"已{change_words(result)} {path}；运行中的服务将自动按新安排重新排期。", file=sys.stderr)
+    path = write_notice_file(folder, result.notice.year, result.yaml)
+    print(f"已{result.verb} {path}；运行中的服务将自动按新安排重新排期。", file=sys.stderr)
     return EXIT_OK
 
 

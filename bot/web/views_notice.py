@@ -19,10 +19,9 @@ from bot.calendars.holidays import HolidayCalendar
 from bot.calendars.notice_checks import NoticeRefused
 from bot.calendars.notice_import import ImportResult, period_line
 from bot.errors import BotError
-from bot.holiday_import import change_words, holidays_folder, notices_on_file, read_notice_text, write_notice
 from bot.holiday_watch import candidate_path
-from bot.plan import build_plan
-from bot.plan_changes import plan_changes
+from bot.inputs import holidays_folder, notices_on_file, read_notice_text, write_notice_file
+from bot.plan import build_plan, plan_changes
 from bot.web.common import console, mask_secrets, notice, now, record, runtime, settings, today
 from bot.web.notice_calendar import month_grids
 from bot.web.views_calendars import render_calendars
@@ -31,7 +30,7 @@ MAX_NOTICE_BYTES = 512 * 1024  # a saved news page with its scripts fits; a stra
 
 
 def _folder() -> Path:
-    return holidays_folder(settings().path("schedules"))
+    return holidays_folder(settings())
 
 
 def _digest(result: ImportResult) -> str:
@@ -75,7 +74,7 @@ def notice_preview() -> Any:
     changes, start, end = _changes(result)
     return render_template("notice_preview.html", result=result, lines=result.summary(), text=text,
                            digest=_digest(result), grids=month_grids(result.notice), changes=changes,
-                           start=start, end=end, verb=change_words(result))
+                           start=start, end=end, verb=result.verb)
 
 
 @console.post("/calendars/notice/save")
@@ -88,7 +87,7 @@ def notice_save() -> Any:
     if _digest(result) != request.form.get("digest"):
         return render_calendars(409, import_error="节假日安排文件在预览之后已有变化，未保存。请重新预览后再确认。",
                                 import_text=text)
-    path = write_notice(_folder(), result)
+    path = write_notice_file(_folder(), result.notice.year, result.yaml)
     candidate_path(settings().path("data"), result.notice.year).unlink(missing_ok=True)
     _record(result, path)
     rt = runtime()
@@ -97,7 +96,7 @@ def notice_save() -> Any:
     if rt.last_reload_error:
         notice(f"已保存 {path.name}，但重新加载日程时发现问题：{mask_secrets(rt.last_reload_error)}", "danger")
     else:
-        notice(f"已{change_words(result)} schedules/holidays/{path.name}，发送计划已按新安排重新排期。", "success")
+        notice(f"已{result.verb} schedules/holidays/{path.name}，发送计划已按新安排重新排期。", "success")
     return redirect(url_for("console.calendars"))
 
 
@@ -105,4 +104,4 @@ def _record(result: ImportResult, path: Path) -> None:
     head = result.amendment.title if result.amendment else result.notice.title
     before = "\n".join(period_line(p) for p in result.previous.periods) if result.previous else None
     after = "\n".join([head, *(period_line(p) for p in result.notice.periods)])
-    record(f"导入国务院节假日通知（{change_words(result)}）", f"schedules/holidays/{path.name}", before, after)
+    record(f"导入国务院节假日通知（{result.verb}）", f"schedules/holidays/{path.name}", before, after)

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.calendars.holiday_file import HolidayNotice, read_notice
+from bot.calendars.holiday_file import HolidayNotice
 from bot.calendars.notice_checks import NoticeRefused
 from bot.calendars.notice_import import import_notice
 from bot.calendars.notice_parse import parse_notice
 from bot.calendars.notice_text import plain_text
+from bot.inputs import read_notice
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTICES = ROOT / "tests" / "fixtures" / "notices"

@@ -9,12 +9,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from fakes import ReplanCounter, make_runtime, post
 from flask.testing import FlaskClient
 
-from bot.audit import recent
 from bot.clock import BEIJING, FakeClock
 from bot.runtime import Runtime
-from tests.web.conftest import ReplanCounter, make_runtime, post
+from bot.store.audit import recent
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTICES = ROOT / "tests" / "fixtures" / "notices"

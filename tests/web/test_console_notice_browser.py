@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADMIN, ROOT, make_app, make_runtime
+from fakes import ADMIN, ROOT, make_app, make_runtime
 from werkzeug.serving import make_server
 
 from bot.clock import BEIJING, FakeClock

@@ -116,10 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("holidays", help="国务院节假日安排：导入通知")
     h = p.add_subparsers(dest="holidays_command", required=True, parser_class=ChineseParser, metavar="操作")
     i = h.add_parser("import", help="读取国务院办公厅的节假日安排通知（或调整通知），写入 schedules/holidays/")
-    i.add_argument("file", help="通知全文的文本文件或保存的网页；- 表示从标准输入读取")
+    i.add_argument("file", metavar="文件", help="通知全文的文本文件或保存的网页；- 表示从标准输入读取")
     i.add_argument("--print", dest="print_only", action="store_true",
                    help="不写入文件，只在标准输出打印将写入的 YAML（摘要输出到标准错误）")
-    i.add_argument("--published", type=_date, help="通知发布日期（原文没有落款日期时指定）")
+    i.add_argument("--published", type=_date, metavar="日期", help="通知发布日期（原文没有落款日期时指定）")
 
     p = sub.add_parser("backup", help="备份 SQLite 数据库（服务运行时也可执行）")
     p.add_argument("file", type=Path, help="备份文件，如 /备份/wecom-reminder-20261127.db")

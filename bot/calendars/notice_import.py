@@ -58,8 +58,11 @@ class ImportResult:
 
 
 def period_line(period: HolidayPeriod) -> str:
-    line = f"{period.name}：{day_text(period.first_day)}至{day_text(period.last_day)}，共{period.days}天"
-    workdays = "、".join(day_text(d) for d in period.workdays)
+    """元旦：12月31日（周六）… with the year written out for a day of the December before."""
+    def shown(day: date) -> str:
+        return day_text(day) if day.year == period.year else f"{day.year}年{day_text(day)}"
+    line = f"{period.name}：{shown(period.first_day)}至{shown(period.last_day)}，共{period.days}天"
+    workdays = "、".join(shown(d) for d in period.workdays)
     return f"{line}；调休上班：{workdays}" if workdays else f"{line}；无调休上班日"
 
 

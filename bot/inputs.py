@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
@@ -254,16 +253,8 @@ def read_notice_text(raw: str, folder: Path, published: date | None = None) -> I
 
 
 def write_notice_file(folder: Path, year: int, text: str) -> Path:
-    """Replace ``<folder>/<year>.yaml`` atomically (the running service's file watch never reads
-    half a file); return its path."""
+    """Replace ``<folder>/<year>.yaml`` atomically (the file watch never reads half a file)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{year}.yaml"
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    _replace(target, text)
     return target

@@ -169,9 +169,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_holidays(args: argparse.Namespace) -> int:
     """holidays import FILE: show what the notice says, then write the year file (unless --print)."""
-    from bot.calendars.holiday_file import write_notice_file
     from bot.config import load_settings
-    from bot.inputs import holidays_folder, read_notice_text
+    from bot.inputs import holidays_folder, read_notice_text, write_notice_file
     folder = holidays_folder(load_settings(args.config))
     result = read_notice_text(_read_input(args.file), folder, args.published)
     print("\n".join(result.summary()), file=sys.stderr)

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from bot.calendars.holidays import HolidayCalendar
-from bot.calendars.meeting_file import load_meetings
 from bot.calendars.meetings import MeetingOccurrence, expand_meetings
 from bot.clock import BEIJING
+from bot.inputs import load_holidays, load_meetings
 from bot.rules.meetings import AnnouncedMeeting, plan_meetings
 from bot.templates.render import TemplateLibrary
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def calendar() -> HolidayCalendar:
     """The bundled arrangements: 2026 is published, 2027 is not."""
-    return HolidayCalendar.load(ROOT / "schedules" / "holidays")
+    return load_holidays(ROOT / "schedules" / "holidays")
 
 
 def expand(tmp_path: Path, calendar: HolidayCalendar, repeat: str, first: date, last: date) -> list[MeetingOccurrence]:

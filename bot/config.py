@@ -245,6 +245,14 @@ class PathSettings(Strict):
     data: Path = Path("data")
 
 
+class CalendarSettings(Strict):
+    # .ics URLs on these hosts may resolve to inside addresses (an intranet calendar server)
+    allowed_hosts: list[str] = []
+    fetch_timeout: timedelta = timedelta(seconds=20)  # the whole fetch, redirects included
+
+    _durations = field_validator("fetch_timeout", mode="before")(parse_duration)
+
+
 class AdminSettings(Strict):
     """Where alerts (failed, missed, overdue studies) go. ``targets``: in order, an alert goes to the
     first that works (the office app, then a robot in the office group); ``target``: one, as before."""
@@ -268,6 +276,7 @@ class Settings(Strict):
     rules: list[HolidayRule] = []
     studies: StudySettings = StudySettings()
     delivery: DeliverySettings = DeliverySettings()
+    calendars: CalendarSettings = CalendarSettings()
     database: DatabaseSettings = DatabaseSettings()
     paths: PathSettings = PathSettings()
     wecom: WeComSettings | None = None

@@ -45,7 +45,7 @@ class Runtime:
         self.config_path = config_path
         self.clock = clock
         self.http = session or requests.Session()
-        self._loaded = load_all(config_path, self.http)
+        self._loaded = load_all(config_path)
         self._fingerprint = fingerprint(self._loaded.settings)
         self.store = store or open_store(self._loaded.settings.database_url())
         self.last_reload_error: str | None = None
@@ -120,7 +120,7 @@ class Runtime:
     def reload(self) -> bool:
         """Re-read everything. A broken file is reported and the last good state stays in force."""
         try:
-            loaded = load_all(self.config_path, self.http)
+            loaded = load_all(self.config_path)
         except BotError as exc:
             self.last_reload_error = str(exc)
             log.error("配置或日程有误，继续使用上一次正确的版本：%s", exc)

@@ -140,6 +140,15 @@ def test_check_names_a_broken_meeting_calendar(project: Path, capsys: pytest.Cap
     assert code == 2 and "meetings.yaml" in out and "每月第一个星期八" in out
 
 
+@pytest.mark.parametrize("rule", ["FREQ=SECONDLY", "FREQ=MINUTELY;INTERVAL=30"])
+def test_check_refuses_a_dense_meeting_rule(project: Path, capsys: pytest.CaptureFixture[str], rule: str) -> None:
+    meetings = project.parent / "schedules" / "meetings.yaml"
+    meetings.write_text(meetings.read_text(encoding="utf-8").replace(
+        "repeat: 每月第一个周五", f'rrule: "{rule}"', 1), encoding="utf-8")
+    code, out = check(project, "2026-06-01", capsys)
+    assert code == 2 and "meetings.yaml" in out and "每天可能多达" in out and "处理办法" in out
+
+
 def test_send_delivers_now_and_reports(project: Path, simulator: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(project), "send", "--template", "holiday_integrity", "--to", "b1_group"]) == 0
     assert "第一党支部群：已发送" in capsys.readouterr().out

@@ -217,6 +217,13 @@ class AibotSettings(Strict):
 class ServerSettings(Strict):
     listen: str = "127.0.0.1:8080"
     secret_key: SecretStr | None = None  # signs console sessions; generated and kept in data/ when absent
+    # the header a reverse proxy in front of us writes the client's address into (e.g. X-Forwarded-For);
+    # unset: the TCP peer is the client, and no header is believed
+    trusted_proxy_header: str | None = None
+    session_idle: timedelta = timedelta(hours=2)       # a console session ends after this long unused
+    session_lifetime: timedelta = timedelta(hours=12)  # and this long after login, however used
+
+    _durations = field_validator("session_idle", "session_lifetime", mode="before")(parse_duration)
 
     @field_validator("listen")
     @classmethod

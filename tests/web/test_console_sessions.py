@@ -3,6 +3,7 @@ per account and client that one client cannot turn against everyone; unlocking."
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -149,3 +150,23 @@ def test_a_proxy_header_is_believed_only_when_configured(app: Flask, tmp_path: P
         assert login(first, *READER).status_code == 401 and login(second, *READER).status_code == 302
     finally:
         proxied.close()
+
+
+@pytest.mark.parametrize("target", [
+    "/admin/\r\nSet-Cookie: stolen=1", "/admin/%0d%0aLocation:%20http://evil.example", "/admin\n", "/admin/\t",
+    "/admin/\x00", "/admin/\u2028",
+], ids=["crlf", "encoded-crlf", "lf", "tab", "nul", "line-separator"])
+def test_a_control_character_in_next_is_not_a_500(app: Flask, target: str) -> None:
+    client = app.test_client()
+    token = client.get("/admin/login").get_data(as_text=True).split('name="csrf-token" content="')[1].split('"')[0]
+    answer = client.post("/admin/login", query_string=f"next={target}" if "%" in target else {"next": target},
+                         data={"name": ADMIN[0], "password": ADMIN[1], "csrf_token": token})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/admin/"
+    assert "stolen" not in str(answer.headers)
+
+
+def test_healthz_says_the_config_is_wrong_without_quoting_it(app: Flask, runtime) -> None:
+    runtime.last_reload_error = "文件 config.yaml 第 12 行（wecom.secret）：key: s3cr3t-value 格式错误"
+    answer = app.test_client().get("/healthz").get_json()
+    assert answer["config"] == "error" and answer["message"].startswith("配置有误")
+    assert "s3cr3t" not in json.dumps(answer, ensure_ascii=False) and "第 12 行" not in answer["message"]

@@ -35,18 +35,22 @@ def _serve(conn: Connection) -> None:
     libraries: dict[tuple[str, tuple[tuple[str, str], ...]], TemplateLibrary] = {}
     while True:
         try:
-            directory, edits, name, context = conn.recv()
+            operation, directory, edits, name, argument = conn.recv()
         except EOFError:
             return
         key = (directory, tuple(sorted(edits.items())))
         library = libraries.get(key) or TemplateLibrary(Path(directory), edits)
         libraries = {key: library}  # keep the last snapshot only: compiled once, memory stays small
-        conn.send(_render_one(library, name, context))
+        conn.send(_run_one(operation, library, name, argument))
 
 
-def _render_one(library: Any, name: str, context: Mapping[str, Any]) -> tuple[str, Any]:
+def _run_one(operation: str, library: Any, name: str, argument: Any) -> tuple[str, Any]:
+    from bot.templates.render import validate_template
     try:
-        return "ok", library.render(name, context)
+        if operation == "validate":  # compiling folds constants, so even checking runs here
+            text, sample, channels = argument
+            return "ok", validate_template(library, name, text, sample, channels)
+        return "ok", library.render(name, argument)
     except TemplateError as exc:
         return "error", str(exc)
     except MemoryError:
@@ -87,9 +91,17 @@ class RenderPool:
         self._lock = threading.Lock()
 
     def render(self, directory: Path, edits: Mapping[str, str], name: str, context: Mapping[str, Any]) -> Any:
+        return self._run("render", directory, edits, name, dict(context))
+
+    def validate(self, directory: Path, edits: Mapping[str, str], name: str, text: str,
+                 sample: Mapping[str, Any], channels: tuple[str, ...]) -> Any:
+        """``validate_template`` in a worker: its problems (a list), or TemplateError when it overran."""
+        return self._run("validate", directory, edits, name, (text, dict(sample), channels))
+
+    def _run(self, operation: str, directory: Path, edits: Mapping[str, str], name: str, argument: Any) -> Any:
         with self._slots:
             worker = self._take()
-            answer = worker.ask((str(directory), dict(edits), name, dict(context)), self.timeout)
+            answer = worker.ask((operation, str(directory), dict(edits), name, argument), self.timeout)
             if answer is None:
                 raise TemplateError(f"模板 {name} 渲染超过 {self.timeout:g} 秒或占用内存过多，已中止",
                                     fix="去掉模板中的大数运算、长循环或重复内容")

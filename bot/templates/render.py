@@ -359,6 +359,11 @@ def validate_template(library: TemplateLibrary, name: str, text: str, sample: Ma
                       channels: Iterable[str] = ("robot",)) -> list[TemplateProblem]:
     """Everything wrong with `text` as template `name`, rendered with `sample`, for sending through
     `channels` (bot.templates.limits). Empty means fine."""
+    if library.pool is not None:
+        try:
+            return list(library.pool.validate(library.directory, library.edits, name, text, sample, tuple(channels)))
+        except TemplateError as exc:
+            return [TemplateProblem(str(exc), exc.line)]
     trial = library.with_edit(name, text)
     try:
         source = trial.source(name)

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from bot.errors import TemplateError
 from bot.templates.pool import RenderPool
-from bot.templates.render import TemplateLibrary
+from bot.templates.render import TemplateLibrary, validate_template
 from bot.templates.samples import sample_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +75,11 @@ def test_healthz_answers_while_a_reader_previews_hostile_templates(reader: Flask
     previewer.join()
     assert during and set(during) == {200}
     assert answers == [200, 200, 200]   # each preview shows the problem, none is a 500
+
+
+@pytest.mark.parametrize("key", ["padding-format", "padding-center", "integer-growth", "self-include"])
+def test_checking_a_hostile_template_also_runs_in_the_worker(pool: RenderPool, key: str) -> None:
+    # compiling folds constant filters ('%999999999s'|format(1)): the check itself must not run here
+    library = TemplateLibrary(ROOT / "messages", pool=pool)
+    [problem] = validate_template(library, "hostile", HEAD + HOSTILE[key], {})
+    assert "处理办法" in problem.message

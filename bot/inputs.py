@@ -34,6 +34,7 @@ from bot.yamlfile import load_yaml
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 5_000_000
+FETCH_TIMEOUT_S = 20  # one calendar URL, redirects included, start to end
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def read_ics_sources(meetings: Any, settings: Settings) -> tuple[dict[str, str],
         if source.url:
             result = fetch_ics(source.url, settings.path("data") / "ics-cache",
                                allowed_hosts=settings.calendars.allowed_hosts,
-                               timeout=settings.calendars.fetch_timeout.total_seconds())
+                               timeout=FETCH_TIMEOUT_S)
             if result.error:
                 errors.append(result.error)
             if result.text is not None:

@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--password-stdin", action="store_true", help="从标准输入读取密码（一行），用于脚本")
     a = admin.add_parser("disable", help="停用账号：不能再登录，已登录的会话随即失效")
     a.add_argument("name")
+    a = admin.add_parser("unlock", help="解除账号的登录锁定（多次密码错误后）")
+    a.add_argument("name")
     return parser
 
 

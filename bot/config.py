@@ -217,6 +217,10 @@ class AibotSettings(Strict):
 class ServerSettings(Strict):
     listen: str = "127.0.0.1:8080"
     secret_key: SecretStr | None = None  # signs console sessions; generated and kept in data/ when absent
+    trusted_proxy_header: str | None = None  # e.g. X-Forwarded-For behind a proxy; unset: the TCP peer
+    session_idle: timedelta = timedelta(hours=2)       # a console session ends after this long unused
+    session_lifetime: timedelta = timedelta(hours=12)  # and this long after login, however used
+    _durations = field_validator("session_idle", "session_lifetime", mode="before")(parse_duration)
 
     @field_validator("listen")
     @classmethod
@@ -243,6 +247,10 @@ class PathSettings(Strict):
     schedules: Path = Path("schedules")
     messages: Path = Path("messages")
     data: Path = Path("data")
+
+
+class CalendarSettings(Strict):
+    allowed_hosts: list[str] = []  # .ics URLs on these hosts may reach inside addresses (an intranet server)
 
 
 class AdminSettings(Strict):
@@ -274,6 +282,7 @@ class Settings(Strict):
     rules: list[HolidayRule] = []
     studies: StudySettings = StudySettings()
     delivery: DeliverySettings = DeliverySettings()
+    calendars: CalendarSettings = CalendarSettings()
     database: DatabaseSettings = DatabaseSettings()
     paths: PathSettings = PathSettings()
     wecom: WeComSettings | None = None
@@ -377,8 +386,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     """Read and validate a config file; raise ConfigError naming the file, line, key and fix."""
     source = find_config(path)
     if not source.exists():
-        raise ConfigError("找不到配置文件", file=source,
-                          fix="用 --config 指定配置文件，或设置环境变量 WECOM_REMINDER_CONFIG，"
+        raise ConfigError("找不到配置文件", file=source, fix="用 --config 指定配置文件，或设置环境变量 WECOM_REMINDER_CONFIG，"
                               "或复制 config.example.yaml 为 config.yaml")
     data, lines = load_yaml(source, error=ConfigError)
     if data is None:

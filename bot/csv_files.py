@@ -2,6 +2,8 @@
 
 A cell that begins with = + - @ (or a tab or carriage return) would be taken for a formula by a
 spreadsheet; such a cell is written with a leading apostrophe, which the spreadsheet hides.
+``safe_cell`` is the one rule for every export: the XLSX ledger uses it too (openpyxl would
+otherwise store such a string as a live formula).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: Any) -> Any:
+    """The value, or a string that no spreadsheet runs as a formula."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value

@@ -1,8 +1,9 @@
 """What the service reads: config.yaml, schedules/ and the meeting calendars (.ics files and URLs).
 
 THE place that reads files and fetches calendar URLs, so that calendars/ and rules/ stay pure. A
-calendar URL is fetched conditionally (ETag, Last-Modified); on any failure the last good copy is
-kept in data/ics-cache and the failure reported, never silently.
+calendar URL is fetched conditionally (ETag, Last-Modified) through ``bot.safe_fetch`` (no inside
+addresses unless allowed by name, one deadline, a size limit while reading); on any failure the
+last good copy is kept in data/ics-cache and the failure reported, never silently.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from bot.calendars.holiday_file import HolidayNotice, holiday_notice
 from bot.calendars.holidays import HolidayCalendar
@@ -30,12 +29,14 @@ from bot.errors import ScheduleError
 from bot.plan import PlanInputs
 from bot.rules.announcements import Announcement, announcements_from
 from bot.rules.studies import StudySchedule, study_schedule
+from bot.safe_fetch import Fetched, FetchError, fetch_url
 from bot.templates.render import TemplateLibrary
 from bot.yamlfile import load_yaml
 
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 5_000_000
+FETCH_TIMEOUT_S = 20  # one calendar URL, redirects included, start to end
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def fingerprint(settings: Settings) -> str:
     return digest.hexdigest()
 
 
-def load_all(config_path: str | Path | None, session: requests.Session | None = None) -> Loaded:
+def load_all(config_path: str | Path | None) -> Loaded:
     """Read and validate everything; raise BotError (naming file, line, fix) on the first problem."""
     settings = load_settings(config_path)
     schedules = settings.path("schedules")
@@ -85,18 +86,19 @@ def load_all(config_path: str | Path | None, session: requests.Session | None = 
     branch_ids = [b.id for b in settings.organisation.branches]
     studies = load_studies(studies_file, branch_ids) if studies_file.exists() else None
     announcements = tuple(load_announcements(schedules / "announcements.yaml", settings))
-    texts, errors = read_ics_sources(meetings, settings, session)
+    texts, errors = read_ics_sources(meetings, settings)
     return Loaded(settings, calendar, meetings, studies, announcements, texts, tuple(errors))
 
 
-def read_ics_sources(meetings: Any, settings: Settings,
-                     session: requests.Session | None) -> tuple[dict[str, str], list[str]]:
+def read_ics_sources(meetings: Any, settings: Settings) -> tuple[dict[str, str], list[str]]:
     """The text of every .ics source; a URL that fails keeps its last good copy (and is reported)."""
     texts = read_ics_files(meetings) if meetings else {}
     errors: list[str] = []
     for source in getattr(meetings, "calendars", ()) or ():
         if source.url:
-            result = fetch_ics(source.url, settings.path("data") / "ics-cache", session or requests.Session())
+            result = fetch_ics(source.url, settings.path("data") / "ics-cache",
+                               allowed_hosts=settings.calendars.allowed_hosts,
+                               timeout=FETCH_TIMEOUT_S)
             if result.error:
                 errors.append(result.error)
             if result.text is not None:
@@ -156,33 +158,30 @@ class FetchResult:
     error: str | None         # Chinese, for the administrators; None when the fetch went well
 
 
-def fetch_ics(url: str, cache_dir: Path, session: requests.Session, timeout: float = 10) -> FetchResult:
-    """Fetch a calendar URL conditionally; on any failure keep the last good copy and say why."""
+def fetch_ics(url: str, cache_dir: Path, *, allowed_hosts: Iterable[str] = (),
+              timeout: float = 20) -> FetchResult:
+    """Fetch a calendar URL conditionally (bounded by ``fetch_url``); on failure keep the last good copy."""
     cache = _Cache(Path(cache_dir), url)
     cached_text, meta = cache.read()
-    headers = _conditional_headers(meta) if cached_text is not None else {}
+    validators = meta if cached_text is not None else {}
     try:
-        response = session.get(url, headers=headers, timeout=timeout)
-    except requests.RequestException as exc:
-        return _keep(cache, cached_text, f"无法连接（{type(exc).__name__}）")
-    if response.status_code == 304 and cached_text is not None:
+        fetched = fetch_url(url, allowed_hosts=allowed_hosts, timeout_s=timeout, max_bytes=MAX_BYTES,
+                            etag=validators.get("etag"), last_modified=validators.get("last_modified"))
+    except FetchError as exc:
+        return _keep(cache, cached_text, str(exc))
+    if fetched.status == 304 and cached_text is not None:
         return FetchResult(cached_text, True, None)
-    if response.status_code != 200:
-        return _keep(cache, cached_text, f"服务器返回 HTTP {response.status_code}")
-    return _accept(cache, cached_text, response)
+    return _accept(cache, cached_text, fetched)
 
 
-def _accept(cache: _Cache, cached_text: str | None, response: requests.Response) -> FetchResult:
-    if len(response.content) > MAX_BYTES:
-        return _keep(cache, cached_text, f"日历文件超过 {MAX_BYTES // 1_000_000} MB")
-    text = _decode(response.content)
+def _accept(cache: _Cache, cached_text: str | None, fetched: Fetched) -> FetchResult:
+    text = _decode(fetched.body)
     try:
         parse_ics(text, cache.shown_url)
-    except ScheduleError as exc:
-        return _keep(cache, cached_text, f"下载的内容不是有效的日历：{exc}")
-    cache.write(text, {"etag": response.headers.get("ETag"),
-                       "last_modified": response.headers.get("Last-Modified")})
-    log.info("已获取日历 %s（%d 字节）", cache.shown_url, len(response.content))
+    except ScheduleError:  # its message may quote the download: the remote's words stay out
+        return _keep(cache, cached_text, "下载的内容不是有效的日历（iCalendar）")
+    cache.write(text, {"etag": fetched.etag, "last_modified": fetched.last_modified})
+    log.info("已获取日历 %s（%d 字节）", cache.shown_url, len(fetched.body))
     return FetchResult(text, False, None)
 
 
@@ -191,11 +190,6 @@ def _keep(cache: _Cache, cached_text: str | None, reason: str) -> FetchResult:
     error = f"获取日历 {cache.shown_url} 失败：{reason}；{kept}。处理办法：检查日历地址和网络，或联系日历发布方"
     log.warning("获取日历失败：%s（%s）", cache.shown_url, reason)
     return FetchResult(cached_text, cached_text is not None, error)
-
-
-def _conditional_headers(meta: dict[str, str | None]) -> dict[str, str]:
-    pairs = (("If-None-Match", meta.get("etag")), ("If-Modified-Since", meta.get("last_modified")))
-    return {name: value for name, value in pairs if value}
 
 
 def _decode(content: bytes) -> str:

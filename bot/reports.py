@@ -19,7 +19,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.clock import BEIJING
-from bot.csv_files import write_rows
+from bot.csv_files import safe_cell, write_rows
 from bot.inbox.ledger import ReportRow
 from bot.store.confirmations import SOURCE_LABELS
 
@@ -192,26 +192,26 @@ def _summary_sheet(sheet: Worksheet, title: str, summary: ReportSummary) -> None
     _table(sheet, f"{title}汇总", "", headers, body, (34, 12, 10, 10, 10, 12, 12))
     row = sheet.max_row + 2
     for year in summary.years:
-        sheet.cell(row=row, column=1, value=year.sentence).font = Font(bold=True)
+        sheet.cell(row=row, column=1, value=safe_cell(year.sentence)).font = Font(bold=True)
         row += 1
 
 
 def _table(sheet: Worksheet, title: str, subtitle: str, headers: Sequence[str], body: Sequence[Sequence[Any]],
            widths: Sequence[int]) -> None:
     last = get_column_letter(len(headers))
-    sheet.append([title])
+    sheet.append([safe_cell(title)])
     sheet.merge_cells(f"A1:{last}1")
     sheet["A1"].font = Font(bold=True, size=16)
     sheet["A1"].alignment = Alignment(horizontal="center", vertical="center")
     sheet.row_dimensions[1].height = 30
-    sheet.append([subtitle])
+    sheet.append([safe_cell(subtitle)])
     sheet.merge_cells(f"A2:{last}2")
     sheet.append(list(headers))
     for cell in sheet[3]:
         cell.font, cell.fill, cell.border = Font(bold=True), _HEADER_FILL, _BORDER
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    for values in body:
-        sheet.append(list(values))
+    for values in body:  # people's words (a 确认人 may write =HYPERLINK(…)) never become formulas
+        sheet.append([safe_cell(value) for value in values])
         for cell in sheet[sheet.max_row]:
             cell.border, cell.alignment = _BORDER, Alignment(vertical="center", wrap_text=True)
     for index, width in enumerate(widths, start=1):

@@ -29,6 +29,7 @@ from bot.store.db import Store, open_store
 from bot.store.outbox import SyncResult, sync_plan
 from bot.store.queries import sent_meta, unheard_alerts
 from bot.store.template_versions import current_edits, latest_version_id
+from bot.templates.pool import RenderPool
 from bot.templates.render import TemplateLibrary
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,11 @@ class Runtime:
         self.config_path = config_path
         self.clock = clock
         self.http = session or requests.Session()
-        self._loaded = load_all(config_path, self.http)
+        self._loaded = load_all(config_path)
         self._fingerprint = fingerprint(self._loaded.settings)
         self.store = store or open_store(self._loaded.settings.database_url())
+        # edited templates are untrusted: rendered in worker processes; the console's previews apart
+        self.renders, self.preview_renders = RenderPool(size=2), RenderPool(size=1)
         self.last_reload_error: str | None = None
         self.heartbeat: float | None = None  # time.monotonic() of the scheduler's latest cycle start or end
         self._replan_requested = threading.Event()
@@ -85,7 +88,7 @@ class Runtime:
         stamp = (id(self._loaded), latest_version_id(self.store))
         cached = self._templates
         if cached is None or cached[0] != stamp:
-            library = TemplateLibrary(self.settings().path("messages"), current_edits(self.store))
+            library = TemplateLibrary(self.settings().path("messages"), current_edits(self.store), self.renders)
             self._templates = cached = (stamp, library)
         return cached[1]
 
@@ -120,7 +123,7 @@ class Runtime:
     def reload(self) -> bool:
         """Re-read everything. A broken file is reported and the last good state stays in force."""
         try:
-            loaded = load_all(self.config_path, self.http)
+            loaded = load_all(self.config_path)
         except BotError as exc:
             self.last_reload_error = str(exc)
             log.error("配置或日程有误，继续使用上一次正确的版本：%s", exc)
@@ -184,6 +187,8 @@ class Runtime:
 
     def close(self) -> None:
         self._background.shutdown(wait=True)
+        self.renders.close()
+        self.preview_renders.close()
         self.store.close()
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from bot.inputs import fetch_ics
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ics"
+LOOPBACK = ("127.0.0.1",)  # the test peer runs on loopback: allowed by name, as an administrator would
 
 
 def fixture(name: str) -> str:
@@ -69,9 +69,8 @@ def server() -> Iterator[tuple[str, Peer]]:
 
 def test_fetch_stores_the_copy_and_revalidates_with_etag(server: tuple[str, Peer], tmp_path: Path) -> None:
     url, peer = server
-    with requests.Session() as session:
-        first = fetch_ics(url, tmp_path, session)
-        second = fetch_ics(url, tmp_path, session)
+    first = fetch_ics(url, tmp_path, allowed_hosts=LOOPBACK)
+    second = fetch_ics(url, tmp_path, allowed_hosts=LOOPBACK)
     assert (first.from_cache, first.error) == (False, None) and "青年理论学习小组" in (first.text or "")
     assert (second.text, second.from_cache, second.error) == (first.text, True, None)
     assert peer.requests[1]["If-None-Match"] == '"v1"'
@@ -81,10 +80,9 @@ def test_fetch_stores_the_copy_and_revalidates_with_etag(server: tuple[str, Peer
 
 def test_a_new_version_replaces_the_copy(server: tuple[str, Peer], tmp_path: Path) -> None:
     url, peer = server
-    with requests.Session() as session:
-        fetch_ics(url, tmp_path, session)
-        peer.body, peer.etag = fixture("tencent_meeting.ics").encode("utf-8"), '"v2"'
-        fresh = fetch_ics(url, tmp_path, session)
+    fetch_ics(url, tmp_path, allowed_hosts=LOOPBACK)
+    peer.body, peer.etag = fixture("tencent_meeting.ics").encode("utf-8"), '"v2"'
+    fresh = fetch_ics(url, tmp_path, allowed_hosts=LOOPBACK)
     assert not fresh.from_cache and "上级党组织视频会议" in (fresh.text or "")
 
 
@@ -95,11 +93,10 @@ def test_a_new_version_replaces_the_copy(server: tuple[str, Peer], tmp_path: Pat
 def test_a_failed_fetch_keeps_the_last_good_copy(server: tuple[str, Peer], tmp_path: Path, status: int,
                                                  body: bytes, words: str) -> None:
     url, peer = server
-    with requests.Session() as session:
-        good = fetch_ics(url, tmp_path, session)
-        peer.status, peer.body, peer.etag = status, body, '"v2"'
-        failed = fetch_ics(url, tmp_path, session)
-        again = fetch_ics(url, tmp_path, session)
+    good = fetch_ics(url, tmp_path, allowed_hosts=LOOPBACK)
+    peer.status, peer.body, peer.etag = status, body, '"v2"'
+    failed = fetch_ics(url, tmp_path, allowed_hosts=LOOPBACK)
+    again = fetch_ics(url, tmp_path, allowed_hosts=LOOPBACK)
     assert failed.text == good.text and failed.from_cache
     assert words in (failed.error or "") and "继续使用上次成功获取的副本" in (failed.error or "")
     assert "s3cr3t" not in (failed.error or "")
@@ -108,10 +105,9 @@ def test_a_failed_fetch_keeps_the_last_good_copy(server: tuple[str, Peer], tmp_p
 
 def test_an_unreachable_server_keeps_the_copy(tmp_path: Path) -> None:
     peer = Peer()
-    with requests.Session() as session:
-        good = fetch_ics(peer.url, tmp_path, session)
-        peer.stop()
-        result = fetch_ics(peer.url, tmp_path, session, timeout=2)
+    good = fetch_ics(peer.url, tmp_path, allowed_hosts=LOOPBACK)
+    peer.stop()
+    result = fetch_ics(peer.url, tmp_path, allowed_hosts=LOOPBACK, timeout=2)
     assert (result.text, result.from_cache) == (good.text, True)
     assert "无法连接" in (result.error or "") and "继续使用上次成功获取的副本" in (result.error or "")
 
@@ -119,14 +115,20 @@ def test_an_unreachable_server_keeps_the_copy(tmp_path: Path) -> None:
 def test_a_url_never_fetched_has_no_text(tmp_path: Path) -> None:
     peer = Peer()
     peer.stop()
-    with requests.Session() as session:
-        result = fetch_ics(peer.url, tmp_path, session, timeout=2)
+    result = fetch_ics(peer.url, tmp_path, allowed_hosts=LOOPBACK, timeout=2)
     assert (result.text, result.from_cache) == (None, False) and "此前没有成功获取过" in (result.error or "")
 
 
 def test_a_gbk_download_is_decoded(server: tuple[str, Peer], tmp_path: Path) -> None:
     url, peer = server
     peer.body = fixture("google.ics").encode("gb18030")
-    with requests.Session() as session:
-        result = fetch_ics(url, tmp_path, session)
+    result = fetch_ics(url, tmp_path, allowed_hosts=LOOPBACK)
     assert result.error is None and "青年理论学习小组" in (result.text or "")
+
+
+def test_a_calendar_on_an_inside_address_is_not_fetched_unless_allowed(server: tuple[str, Peer],
+                                                                        tmp_path: Path) -> None:
+    url, peer = server
+    refused = fetch_ics(url, tmp_path)
+    assert refused.text is None and "calendars.allowed_hosts" in (refused.error or "") and peer.requests == []
+    assert "s3cr3t" not in (refused.error or "")   # the private path of the URL is not shown

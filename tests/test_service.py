@@ -240,6 +240,8 @@ def test_an_unreachable_calendar_url_keeps_the_last_good_copy_and_alerts_once(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     meetings = project.parent / "schedules" / "meetings.yaml"
     url = f"http://127.0.0.1:{server.server_address[1]}/party.ics"
+    config = project.read_text(encoding="utf-8")    # the administrator allows the loopback server by name
+    project.write_text(config.replace("allowed_hosts: []", "allowed_hosts: [127.0.0.1]"), encoding="utf-8")
     meetings.write_text(meetings.read_text(encoding="utf-8").replace(
         "calendars: []", f"calendars:\n  - url: {url}\n    kind: 中心组学习\n    to: [office]\n"), encoding="utf-8")
     clock = FakeClock(at("2026-03-09 08:00"))     # 青年理论学习小组 on Tuesday 2026-03-10 15:00

@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from bot.calendars.density import DENSE_FIX, MAX_PER_DAY, rule_bound, too_dense, window_limit
 from bot.clock import BEIJING
 
 if TYPE_CHECKING:  # loaded only when a calendar is read: most deployments have no .ics
@@ -70,6 +71,7 @@ def ics_events(text: str, source: str, start: date, end: date) -> list[IcsEvent]
     calendar = parse_ics(text, source)
     cancelled_all = str(calendar.get("METHOD", "")).upper() == "CANCEL"
     try:
+        _check_window(calendar, source, start, end)
         found = recurring_ical_events.of(calendar).between(start, end + timedelta(days=1))
     except (ValueError, TypeError):
         raise ScheduleError("日历中某个会议的重复规则（RRULE）无法展开，可能写法有误或日期格式不一致",
@@ -78,15 +80,52 @@ def ics_events(text: str, source: str, start: date, end: date) -> list[IcsEvent]
     return sorted(events, key=lambda e: (e.start, e.uid))
 
 
+def _check_window(calendar: icalendar.Calendar, source: str, start: date, end: date) -> None:
+    """Refuse, before expanding, a calendar whose events may add up to more than a sane number."""
+    limit = window_limit(start, end)
+    total = sum(_event_bound(component, start, end) for component in calendar.walk("VEVENT"))
+    if total > limit:
+        raise ScheduleError(f"日历在 {start} 至 {end} 间可能多达 {total} 次会议（平均每天超过 {MAX_PER_DAY} 次），"
+                            "未展开", file=source, fix=DENSE_FIX)
+
+
+def _event_bound(component: icalendar.cal.Component, start: date, end: date) -> int:
+    """At most how many occurrences of this event fall between start and end."""
+    first = to_beijing(component["DTSTART"].dt).date()
+    extra = sum(len(getattr(item, "dts", ())) for item in _listed(component.get("RDATE")))
+    if not _rules(component):
+        return extra + (1 if start <= first <= end else 0)
+    days = (end - max(first, start)).days + 1
+    live = [rule for rule in _rules(component) if not _ended(rule, start)]
+    return extra + (sum(rule_bound(rule, days) for rule in live) if days > 0 else 0)
+
+
+def _ended(rule: icalendar.vRecur, start: date) -> bool:
+    until = rule.get("UNTIL")
+    return bool(until) and to_beijing(until[0]).date() < start
+
+
+def _listed(value: object) -> list[object]:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
 def _check_component(component: icalendar.cal.Component, text: str, source: str) -> None:
     for name, _message in getattr(component, "errors", []):  # icalendar's message is English: the line says it
         line = _property_line(text, name)
         holds = next((f"，该行内容为“{content[:60]}”" for n, content in _logical_lines(text) if n == line), "")
         raise ScheduleError(f"{_describe(component)}的 {name} 无法识别{holds}", file=source,
                             line=line, key=name, fix=ICS_FIX)
+    for rule in _rules(component):
+        if problem := too_dense(rule):
+            raise ScheduleError(f"{_describe(component)}的{problem}", file=source,
+                                line=_property_line(text, "RRULE"), key="RRULE", fix=DENSE_FIX)
     if component.name == "VEVENT" and "DTSTART" not in component:
         raise ScheduleError(f"{_describe(component)}缺少开始时间 DTSTART", file=source,
                             line=_property_line(text, "UID", str(component.get("UID", ""))), fix=ICS_FIX)
+
+
+def _rules(component: icalendar.cal.Component) -> list[icalendar.vRecur]:
+    return _listed(component.get("RRULE")) if component.name == "VEVENT" else []  # type: ignore[return-value]
 
 
 def _describe(component: icalendar.cal.Component) -> str:

@@ -10,6 +10,8 @@ A phrase is one of::
                     day:    N日 | 最后一天 | 第N个周X | 最后一个周X
 
 A day that a month lacks (31日, 第五个周五, 2月29日) is skipped in that month, as RFC 5545 says.
+
+Every rule is judged by ``bot.calendars.density`` before dateutil expands it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import re
 from datetime import datetime
 
 from dateutil.rrule import rrule, rrulestr
+
+from bot.calendars.density import DENSE_FIX, rrule_parts, too_dense
 
 WEEKDAYS = {"一": "MO", "二": "TU", "三": "WE", "四": "TH", "五": "FR", "六": "SA", "日": "SU", "天": "SU"}
 QUARTER_MONTHS = {1: "1,4,7,10", 2: "2,5,8,11", 3: "3,6,9,12"}
@@ -67,6 +71,8 @@ def build_rule(rule_text: str, first: datetime, until: datetime | None = None) -
     body = rule_text.strip().removeprefix("RRULE:")
     if re.search(r"(^|;)(DTSTART|UNTIL|COUNT)=", body, re.I):
         raise UnknownCadence("rrule 中不要写 DTSTART、UNTIL 或 COUNT")
+    if problem := too_dense(rrule_parts(body)):
+        raise UnknownCadence(f"{problem}。{DENSE_FIX}")
     try:
         rule = rrulestr(body, dtstart=first, ignoretz=True)
     except (ValueError, TypeError) as exc:

@@ -1,4 +1,4 @@
-"""`wecom-reminder admin …`: the console's accounts (create, list, reset-password, disable).
+"""`wecom-reminder admin …`: the console's accounts (create, list, reset-password, disable, unlock).
 
 A password is asked twice at a terminal (its length checked before the second question), or read
 as one line from standard input with ``--password-stdin`` for scripts; an end of input is a
@@ -22,6 +22,7 @@ from bot.store.accounts import (
     is_disabled,
     list_admins,
     reset_password,
+    unlock,
 )
 
 EXIT_OK = 0
@@ -60,6 +61,9 @@ def run_admin(args: argparse.Namespace) -> int:
             case "reset-password":
                 reset_password(runtime.store, args.name, read_password(args.password_stdin))
                 print(f"已重设账号 {args.name} 的密码。")
+            case "unlock":
+                unlock(runtime.store, args.name, runtime.clock.now())
+                print(f"已解除账号 {args.name} 的登录锁定，可立即重新登录。")
             case "disable":
                 disable_admin(runtime.store, args.name)
                 print(f"已停用账号 {args.name}：不能再登录，已登录的会话随即失效。用 reset-password 可重新启用。")

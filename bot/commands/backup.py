@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import BotError, PlacedError
+from bot.store.db import create_private
 
 COUNTED = (("deliveries", "条发送记录"), ("confirmations", "条学习确认"), ("template_versions", "个模板版本"),
            ("audit_log", "条操作日志"))
@@ -43,7 +44,9 @@ def backup(database_url: str, target: Path, overwrite: bool = False) -> BackupRe
     if not target.parent.is_dir():
         raise PlacedError("备份文件所在的目录不存在", file=target, fix="先创建该目录，或换一个位置")
     partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
     try:
+        create_private(partial)  # a backup is the whole database: readable by this user only
         _copy(source, partial)
         counts = _check(partial)
         os.replace(partial, target)

@@ -43,6 +43,9 @@ def session_secret(runtime: Runtime) -> str:
     return Path(path).read_text().strip()
 
 
+CONFIG_WRONG = "配置有误，服务继续使用上次正确的配置。处理办法：运行 wecom-reminder check 或登录管理后台查看详情"
+
+
 def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
     app = Flask(__name__)
     app.config.update(SECRET_KEY=session_secret(runtime), MAX_CONTENT_LENGTH=4 * 1024 * 1024,
@@ -67,7 +70,8 @@ def create_app(runtime: Runtime, *, testing: bool = False) -> Flask:
             return jsonify(status="callbacks_unrecorded", config=config,
                            message=f"近一小时有 {refused} 次企业微信回调（成员回复、卡片点击）因数据库不可用未能记录，"
                                    "已让企业微信重新推送；请检查数据库，并在学习台账中核对近一小时的确认"), 503
-        return jsonify(status="ok", config=config, message=error or "运行正常"), 200
+        # unauthenticated: the reload error quotes config lines, so only its existence is told here
+        return jsonify(status="ok", config=config, message=CONFIG_WRONG if error else "运行正常"), 200
 
     return app
 

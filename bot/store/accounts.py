@@ -1,10 +1,14 @@
-"""Console accounts: scrypt password hashes (werkzeug), roles, lock-out after failed logins.
+"""Console accounts: scrypt password hashes (werkzeug), roles, sessions, lock-out after failed logins.
 
-An account is locked for 15 minutes (by the runtime clock) after 5 failed logins in a row.
+An account is locked for 15 minutes (by the runtime clock) after 50 failed logins in a row from
+anywhere: only a guess spread over many addresses gets there, since the console holds back one
+client after 5 (``bot.web.throttle``). ``unlock`` lifts both. Each session carries the account's
+``session_epoch``; ``end_sessions`` raises it, ending every session of the account on the server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +20,7 @@ from bot.errors import BotError
 from bot.store.db import Store
 from bot.store.models import ADMIN_ROLES, AdminUser
 
-MAX_FAILURES = 5
+MAX_FAILURES = 50
 LOCK_FOR = timedelta(minutes=15)
 MIN_PASSWORD = 10
 ROLE_LABELS = {"admin": "管理员", "readonly": "只读"}
@@ -31,6 +35,7 @@ class Account:
     id: int
     name: str
     role: str
+    epoch: int = 0  # the session_epoch a session must carry to be current
 
     @property
     def can_change(self) -> bool:
@@ -82,7 +87,7 @@ def reset_password(store: Store, name: str, password: str) -> None:
         user = _existing(db, name)
         user.password_hash = generate_password_hash(password, method="scrypt")
         user.failed_logins, user.locked_until = 0, None
-    # TODO(issue 16): end the account's open sessions here (end_sessions) once it is on main.
+    end_sessions(store, name)  # whoever knew the old password is signed out everywhere
 
 
 def disable_admin(store: Store, name: str) -> None:
@@ -91,6 +96,7 @@ def disable_admin(store: Store, name: str) -> None:
         user = _existing(db, name)
         if not is_disabled(user):
             user.password_hash = DISABLED + user.password_hash
+    end_sessions(store, name)
 
 
 def _existing(db: Any, name: str) -> AdminUser:
@@ -100,20 +106,30 @@ def _existing(db: Any, name: str) -> AdminUser:
     return user
 
 
-def authenticate(store: Store, name: str, password: str, at: datetime) -> Account | None:
-    """The account if the password is right and the account is not locked; counts failures."""
+@dataclass(frozen=True)
+class Login:
+    account: Account | None   # None: refused (why is not told to the client)
+    wrong_password: bool      # a guess; a right password held back by a lock is not one
+
+
+def authenticate(store: Store, name: str, password: str, at: datetime,
+                 held: Callable[[datetime | None], bool] = lambda unlocked_at: False) -> Login:
+    """Check a login; counts failures. ``held(unlocked_at)``: the console's hold on this client.
+
+    Exactly one hash check on every path, so a locked, disabled or unknown account answers in the
+    same time as a wrong password.
+    """
     with store.session() as db:
         user = db.scalar(select(AdminUser).where(AdminUser.name == name.strip()))
-        if user is None or is_disabled(user):
-            check_password_hash(_DUMMY_HASH, password)
-            return None
-        if user.locked_until is not None and user.locked_until > at:
-            return None
-        if not check_password_hash(user.password_hash, password):
-            _count_failure(user, at)
-            return None
+        usable = user is not None and not is_disabled(user)
+        right = check_password_hash(user.password_hash if usable else _DUMMY_HASH, password) and usable
+        locked = usable and user.locked_until is not None and user.locked_until > at
+        if not right or locked or held(user.unlocked_at if user else None):
+            if usable and not right:
+                _count_failure(user, at)
+            return Login(None, not right)
         user.failed_logins, user.locked_until, user.last_login_at = 0, None, at
-        return Account(user.id, user.name, user.role)
+        return Login(Account(user.id, user.name, user.role, user.session_epoch or 0), False)
 
 
 def _count_failure(user: AdminUser, at: datetime) -> None:
@@ -127,4 +143,18 @@ def load_account(store: Store, user_id: Any) -> Account | None:
         return None
     with store.session(readonly=True) as db:
         user = db.get(AdminUser, user_id)
-        return Account(user.id, user.name, user.role) if user and not is_disabled(user) else None
+        return Account(user.id, user.name, user.role, user.session_epoch or 0) if user and not is_disabled(user) else None
+
+
+def end_sessions(store: Store, name: str) -> None:
+    """End every console session of the account, on the server (logout, password reset, disable)."""
+    with store.session() as db:
+        user = _existing(db, name)
+        user.session_epoch = (user.session_epoch or 0) + 1
+
+
+def unlock(store: Store, name: str, at: datetime) -> None:
+    """Lift every login hold on the account: the lock, and the failures counted before ``at``."""
+    with store.session() as db:
+        user = _existing(db, name)
+        user.failed_logins, user.locked_until, user.unlocked_at = 0, None, at

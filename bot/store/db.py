@@ -29,7 +29,7 @@ _BEGIN_OPTION = "wecom_sqlite_begin"
 _MIGRATION_LOCK = "wecom-reminder:migrations"
 # The newest migration. A database already there is opened without loading Alembic (it costs
 # ~15 MB of resident memory for the life of the process); a test checks this against Alembic.
-HEAD_REVISION = "0002_aibot"
+HEAD_REVISION = "0003_harden"
 
 
 class Store:
@@ -94,11 +94,20 @@ def open_store(url: str) -> Store:
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
     engine = create_engine(url)
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_sqlite)
     return engine
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` readable by this user only (mode 0600) unless it exists: it holds the ledger,
+    names and replies. SQLite gives its -wal and -shm files the same mode as the database file."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -205,6 +205,8 @@ class AdminUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)  # raised to end every session
+    unlocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # failures before it do not count
 
 
 class KeyValue(Base):

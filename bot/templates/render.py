@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from jinja2 import (
@@ -36,6 +36,9 @@ from bot.templates.card import CardSpec, RenderedCard, parse_card, render_card, 
 from bot.templates.limits import CHANNEL_NAMES, card_problems, limit_for
 from bot.templates.syntax import chinese_syntax_error
 
+if TYPE_CHECKING:  # the pool imports this module in its workers
+    from bot.templates.pool import RenderPool
+
 MSGTYPES = ("text", "markdown")
 BYTE_LIMITS = {"text": 2048, "markdown": 4096}
 MAX_TEMPLATE_BYTES = 20_000
@@ -46,6 +49,7 @@ MAX_LOOP_DEPTH = 2
 MAX_OUTPUT = 64_000
 SUFFIX = ".j2"
 WEEKDAYS = "一二三四五六日"
+_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 
 
@@ -204,9 +208,11 @@ class _BodyLoader(BaseLoader):
 class TemplateLibrary:
     """The templates in effect: edited versions (from the database) ahead of messages/*.j2."""
 
-    def __init__(self, directory: Path, edits: Mapping[str, str] | None = None) -> None:
+    def __init__(self, directory: Path, edits: Mapping[str, str] | None = None,
+                 pool: RenderPool | None = None) -> None:
         self.directory = Path(directory)
         self.edits = dict(edits or {})
+        self.pool = pool  # set: renders run in its worker processes, bounded in time and memory
         self._environment: MessageSandbox | None = None
         self._sources: dict[str, TemplateSource] = {}
         self._checked: set[str] = set()
@@ -227,6 +233,8 @@ class TemplateLibrary:
         return self._sources[name]
 
     def _read_source(self, name: str) -> TemplateSource:
+        if not _NAME.fullmatch(name):  # include/import reach only this folder's own templates
+            raise TemplateNotFound(name)
         text = self.edits.get(name)
         origin = f"模板 {name}（后台编辑版本）"
         if text is None:
@@ -238,7 +246,11 @@ class TemplateLibrary:
 
     def with_edit(self, name: str, text: str) -> TemplateLibrary:
         """A library in which `name` is `text` (for previews and validation before saving)."""
-        return TemplateLibrary(self.directory, {**self.edits, name: text})
+        return TemplateLibrary(self.directory, {**self.edits, name: text}, self.pool)
+
+    def using(self, pool: RenderPool | None) -> TemplateLibrary:
+        """The same templates, rendered by ``pool`` (the console's previews have their own)."""
+        return TemplateLibrary(self.directory, self.edits, pool)
 
     def environment(self) -> MessageSandbox:
         """One sandbox per library, so each template is compiled once; its call budget is per render."""
@@ -248,6 +260,8 @@ class TemplateLibrary:
         return self._environment
 
     def render(self, name: str, context: Mapping[str, Any]) -> RenderedMessage:
+        if self.pool is not None:
+            return self.pool.render(self.directory, self.edits, name, context)
         source = self.source(name)
         origin = self._origin(name)
         env = self.environment()
@@ -269,6 +283,9 @@ class TemplateLibrary:
                                 fix="去掉该运算、循环或对内部属性的访问，只使用模板开头注释中列出的变量") from None
         except TemplateNotFound as exc:
             raise TemplateError(f"模板引用的 {exc.name} 不存在", file=origin, fix="检查 include 的名称") from None
+        except RecursionError:
+            raise TemplateError("模板引用了自身（include、import 或宏调用形成循环）", file=origin,
+                                fix="去掉指向自身的 include、import 或宏调用") from None
         except (TypeError, ValueError, ArithmeticError):
             raise TemplateError("模板渲染出错：运算或过滤器用在了不合适的值上（如对文字做算术、日期过滤器用在非日期上）",
                                 file=origin, fix="检查模板中的运算和过滤器") from None
@@ -342,6 +359,11 @@ def validate_template(library: TemplateLibrary, name: str, text: str, sample: Ma
                       channels: Iterable[str] = ("robot",)) -> list[TemplateProblem]:
     """Everything wrong with `text` as template `name`, rendered with `sample`, for sending through
     `channels` (bot.templates.limits). Empty means fine."""
+    if library.pool is not None:
+        try:
+            return list(library.pool.validate(library.directory, library.edits, name, text, sample, tuple(channels)))
+        except TemplateError as exc:
+            return [TemplateProblem(str(exc), exc.line)]
     trial = library.with_edit(name, text)
     try:
         source = trial.source(name)

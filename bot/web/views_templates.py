@@ -35,7 +35,7 @@ def _library_for(name: str) -> TemplateLibrary:
     library = runtime().templates()
     if name not in library.names():
         abort(404, f"模板 {name} 不存在。")
-    return library
+    return library.using(runtime().preview_renders)  # a hostile preview never holds up a real send
 
 
 def _current_text(library: TemplateLibrary, name: str) -> str:

@@ -28,6 +28,7 @@ from bot.config import WeComSettings
 MAX_SKEW = 600          # seconds; WeCom's retries reuse the timestamp within ~15 s
 MAX_REPLY_BYTES = 2048
 _SIGNATURE = re.compile(r"^[0-9a-fA-F]{40}$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")  # ASCII seconds: isdigit() also takes '²' and 5,000-digit numbers
 _NONCE = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
 
 
@@ -55,7 +56,7 @@ def crypto_for(wecom: WeComSettings) -> WeChatCrypto:
 
 def signed_query(args: Mapping[str, str]) -> SignedQuery:
     query = SignedQuery(args.get("msg_signature", ""), args.get("timestamp", ""), args.get("nonce", ""))
-    if not (_SIGNATURE.match(query.signature) and query.timestamp.isdigit() and _NONCE.match(query.nonce)):
+    if not (_SIGNATURE.match(query.signature) and _TIMESTAMP.fullmatch(query.timestamp) and _NONCE.match(query.nonce)):
         raise Refused(400, "缺少或错误的签名参数")
     return query
 

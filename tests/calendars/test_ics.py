@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tracemalloc
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,62 @@ def test_an_override_moved_past_the_window_keeps_its_uid(tmp_path: Path) -> None
     calendar = load_holidays(ROOT / "schedules" / "holidays")
     found = expand_meetings(schedule, calendar, date(2026, 3, 13), date(2026, 3, 19), read_ics_files(schedule))
     assert [(m.uid[-16:], m.start) for m in found] == [("2026-03-19T10:00", bj(2026, 3, 20, 14, 30))]
+
+
+# --- bounded expansion: a rule that would hold more than a few meetings a day is refused unexpanded --
+
+
+def one_rule(rule: str, events: int = 1, uid: str = "dense") -> str:
+    body = "".join(f"BEGIN:VEVENT\r\nUID:{uid}-{i}\r\nSUMMARY:会议{i}\r\nDTSTART:20260101T090000\r\n"
+                   f"DTEND:20260101T093000\r\nRRULE:{rule}\r\nEND:VEVENT\r\n" for i in range(events))
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//CN\r\n{body}END:VCALENDAR\r\n"
+
+
+EVERY_HOUR_OF_DAY = ",".join(str(h) for h in range(24))
+EVERY_MINUTE = ",".join(str(m) for m in range(60))
+DENSE = [
+    "FREQ=SECONDLY", "FREQ=SECONDLY;INTERVAL=10", "FREQ=MINUTELY", "FREQ=MINUTELY;INTERVAL=15;BYHOUR=9",
+    "FREQ=HOURLY", f"FREQ=DAILY;BYHOUR={EVERY_HOUR_OF_DAY}", f"FREQ=WEEKLY;BYDAY=MO,TU;BYHOUR=9;BYMINUTE={EVERY_MINUTE}",
+    f"FREQ=MONTHLY;BYMONTHDAY=1,2,3;BYHOUR={EVERY_HOUR_OF_DAY};BYMINUTE={EVERY_MINUTE};BYSECOND={EVERY_MINUTE}",
+]
+SANE = ["FREQ=HOURLY;INTERVAL=3", "FREQ=DAILY;BYHOUR=9,14", "FREQ=MINUTELY;INTERVAL=720", "FREQ=WEEKLY;BYDAY=MO,FR",
+        "FREQ=HOURLY;BYHOUR=9,10,11,14,15,16"]
+
+
+@pytest.mark.parametrize("rule", DENSE)
+def test_a_dense_rule_is_refused_before_expanding(rule: str) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(ScheduleError, match="每天可能多达") as caught:
+            ics_events(one_rule(rule), "dense.ics", *YEAR)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (caught.value.line, caught.value.key) == (9, "RRULE") and "处理办法" in str(caught.value)
+    assert peak < 5_000_000  # nothing was expanded
+
+
+@pytest.mark.parametrize("rule", DENSE[:3])
+def test_an_upload_with_a_dense_rule_is_refused_at_parse(rule: str) -> None:
+    with pytest.raises(ScheduleError, match="FREQ="):
+        parse_ics(one_rule(rule), "upload.ics")
+
+
+@pytest.mark.parametrize("rule", SANE)
+def test_a_sane_rule_is_expanded(rule: str) -> None:
+    assert 1 <= len(ics_events(one_rule(rule), "sane.ics", date(2026, 3, 2), date(2026, 3, 8))) <= 56
+
+
+def test_many_events_each_within_the_bound_are_still_stopped_early() -> None:
+    text = one_rule("FREQ=DAILY;BYHOUR=9,10,11,12,13,14,15,16", events=40)   # 320 a day in all
+    with pytest.raises(ScheduleError, match="可能多达 .* 次会议"):
+        ics_events(text, "many.ics", *YEAR)
+    assert len(ics_events(one_rule("FREQ=DAILY;BYHOUR=9,10", events=3), "few.ics", date(2026, 3, 2),
+                          date(2026, 3, 8))) == 42
+
+
+def test_a_busy_but_real_calendar_is_accepted() -> None:
+    # 10 series three times a week and a monthly one: 30 meetings a week, within the bound
+    text = one_rule("FREQ=WEEKLY;BYDAY=MO,WE,FR", events=10) + one_rule("FREQ=MONTHLY;BYMONTHDAY=1,15", uid="m")
+    assert len(ics_events(text.replace("END:VCALENDAR\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//CN\r\n",
+                                       ""), "busy.ics", *YEAR)) == 10 * (156 + 1) + 24  # each DTSTART (Thursday 1 January) counts too

@@ -21,7 +21,7 @@ def run(project: Path, monkeypatch: pytest.MonkeyPatch, stdin: str, *args: str) 
 def can_log_in(project: Path, name: str, password: str) -> bool:
     runtime = Runtime(project, SystemClock())
     try:
-        return authenticate(runtime.store, name, password, runtime.clock.now()) is not None
+        return authenticate(runtime.store, name, password, runtime.clock.now()).account is not None
     finally:
         runtime.close()
 

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -138,6 +139,15 @@ def test_check_names_a_broken_meeting_calendar(project: Path, capsys: pytest.Cap
                         encoding="utf-8")
     code, out = check(project, "2026-06-01", capsys)
     assert code == 2 and "meetings.yaml" in out and "每月第一个星期八" in out
+
+
+@pytest.mark.parametrize("rule", ["FREQ=SECONDLY", "FREQ=MINUTELY;INTERVAL=30"])
+def test_check_refuses_a_dense_meeting_rule(project: Path, capsys: pytest.CaptureFixture[str], rule: str) -> None:
+    meetings = project.parent / "schedules" / "meetings.yaml"
+    meetings.write_text(meetings.read_text(encoding="utf-8").replace(
+        "repeat: 每月第一个周五", f'rrule: "{rule}"', 1), encoding="utf-8")
+    code, out = check(project, "2026-06-01", capsys)
+    assert code == 2 and "meetings.yaml" in out and "每天可能多达" in out and "处理办法" in out
 
 
 def test_send_delivers_now_and_reports(project: Path, simulator: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
@@ -297,6 +307,9 @@ def test_backup_copies_the_database_while_the_service_has_it_open(project: Path,
         assert b"00000000b001" not in target.read_bytes()  # the robot key stays in the config
     finally:
         runtime.close()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600          # the whole database: this user only
+    database = project.parent / "data" / "wecom-reminder.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
     with open_store(f"sqlite:///{target}") as copy:  # a restore is this file put back in place
         [row] = list_deliveries(copy)
         assert row.status == "sent" and row.target == "b1_group"
@@ -312,6 +325,21 @@ def test_plan_json_names_robots_without_their_keys(project: Path, simulator: Sim
     assert main(["--config", str(project), "plan", "--json", "--from", "2026-01-01", "--to", "2026-12-31"]) == 0
     out = capsys.readouterr().out
     assert "b1_group" in out and "00000000b00" not in out
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_a_busy_port_is_a_chinese_error_before_anything_is_written(project: Path, host: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        project.write_text(project.read_text(encoding="utf-8").replace(
+            "listen: 127.0.0.1:8080", f"listen: {host}:{port}"), encoding="utf-8")
+        assert main(["--config", str(project), "run"]) == 2
+    err = capsys.readouterr().err
+    assert f"无法监听 {host}:{port}：该端口已被占用" in err and "server.listen" in err and "Traceback" not in err
+    assert not (project.parent / "data").exists()   # no database, no secret: nothing was written
 
 
 def test_backup_explains_what_to_do_for_postgresql(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

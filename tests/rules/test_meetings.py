@@ -485,3 +485,14 @@ def test_a_branch_without_a_group_is_an_error_not_silence(tmp_path: Path, calend
     with pytest.raises(UnknownTarget, match="b1"):
         plan_meetings(march(tmp_path, calendar), now=bj(2026, 3, 1), start=date(2026, 3, 1), end=date(2026, 3, 31),
                       calendar=calendar, branch_names={}, branch_targets={"b1": ()}, announced={})
+
+
+@pytest.mark.parametrize("rule", [
+    "FREQ=SECONDLY", "FREQ=MINUTELY;INTERVAL=2", "FREQ=HOURLY", "FREQ=DAILY;BYHOUR=0,1,2,3,4,5,6,7,8",
+    "RRULE:FREQ=WEEKLY;BYDAY=MO;BYMINUTE=0,5,10,15,20,25,30,35,40,45,50,55",
+])
+def test_a_dense_rrule_in_meetings_yaml_is_refused_with_its_line(tmp_path: Path, rule: str) -> None:
+    path = write_schedule(tmp_path, series(rrule=rule))
+    with pytest.raises(ScheduleError, match="每天可能多达") as caught:
+        load_meetings(path, tmp_path)
+    assert caught.value.line is not None and caught.value.key and "rrule" in caught.value.key

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 import openpyxl
 import pytest
-from fakes import make_app, make_runtime, post
+from fakes import ADMIN, login, make_app, make_runtime, post
 from sqlalchemy import select
 
 from bot.calendars.holiday_status import holiday_alert
@@ -346,6 +346,7 @@ def test_holiday_alert_quiet_when_next_year_is_loaded() -> None:
 
 def test_calendar_page_warns_in_december(admin, clock) -> None:
     clock.set(datetime(2026, 12, 16, 9, tzinfo=BEIJING))
+    assert login(admin, *ADMIN).status_code == 302          # months later: the old session has ended
     page = admin.get("/admin/calendars").get_data(as_text=True)
     assert "【严重】" in page and "2027年" in page
 

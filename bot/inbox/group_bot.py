@@ -30,9 +30,10 @@ from bot.delivery.ratelimit import MemberQuota
 from bot.inbox.callback import CallbackContext, after_answer, answerer, done_label
 from bot.inbox.responder import roster
 from bot.inbox.writer import Answer, Inbound, InboxWriter, NotRecorded, Recorded
-from bot.rules.studies import StudyItem, prompt_card
+from bot.rules.studies import StudyItem, confirm_key, prompt_context
 from bot.store.aibot import bound_chats, card_items, claim_card, learn_chat, record_card_errcode, release_card
 from bot.store.confirmations import confirmed_pairs
+from bot.templates.card import RenderedCard
 from bot.wecom.aibot import AibotClient, Link, LinkDead, Refused, Timing
 from bot.wecom.aibot_frames import Frame, callback_fields, card_push, card_update, req_id_of, text_reply
 
@@ -47,6 +48,19 @@ def inbound_of(message: Frame) -> Inbound | None:
     """A callback frame as the reply path's Inbound; None for what we do not answer (enter_chat …)."""
     read = callback_fields(message)
     return None if read is None else Inbound(read[0], read[2], key=read[1])
+
+
+def group_card(ctx: CallbackContext, item: StudyItem, branch_id: str) -> dict[str, Any] | None:
+    """The study prompt's card for a branch's group: rendered from the same template and context as the
+    app's card to its secretary (what an administrator edits), with the button that confirms the item."""
+    settings = ctx.settings()
+    branch = next((b for b in settings.organisation.branches if b.id == branch_id), None)
+    if branch is None:
+        return None
+    message = ctx.templates().render(settings.studies.prompt_template, prompt_context(item, branch, settings,
+                                                                                       ctx.calendar()))
+    card = message.card or RenderedCard(message.title, message.text, (), "已完成")
+    return card.as_dict(confirm_key(item.id))
 
 
 class GroupBot:
@@ -130,7 +144,8 @@ class GroupBot:
         item = schedule.get(inbound.get("EventKey").removeprefix("confirm:")) if schedule is not None else None
         confirmed = recorded.outcome.confirmed if recorded.outcome else ()
         label = done_label(confirmed[0].confirmed_at) if confirmed else None
-        card = prompt_card(item) if item else None
+        branch = bound_chats(self.ctx.store).get(inbound.get("ChatId"))
+        card = group_card(self.ctx, item, branch) if item and branch else None
         return card_update(req_id, inbound.user, card, inbound.get("TaskId"), reply, label)
 
     def _prepare(self, session: Session, batch: Sequence[Inbound]) -> Answer:
@@ -170,19 +185,20 @@ class GroupBot:
             for item in items.get(branch, ()):
                 if item.publish_at <= now <= item.deadline + LATE_CARDS_FOR and (item.id, branch) not in done \
                         and (chatid, item.id) not in pushed:
-                    if not self._push_card(link, chatid, item, now):
+                    if not self._push_card(link, chatid, branch, item, now):
                         break  # this group's quota is used up: the next heartbeat tries again
                     count += 1
         return count
 
-    def _push_card(self, link: Link, chatid: str, item: StudyItem, now: datetime) -> bool:
-        if self.quota.reserve([chatid], 0.0) > 0:
+    def _push_card(self, link: Link, chatid: str, branch: str, item: StudyItem, now: datetime) -> bool:
+        card = group_card(self.ctx, item, branch)
+        if card is None or self.quota.reserve([chatid], 0.0) > 0:
             return False
         task_id = f"aibot-{secrets.token_hex(12)}"
         if not claim_card(self.ctx.store, chatid, item.id, task_id, now):
             return True
         try:
-            link.request(card_push(chatid, prompt_card(item), task_id))
+            link.request(card_push(chatid, card, task_id))
             errcode: int | None = 0
         except Refused as error:
             release_card(self.ctx.store, task_id)  # a definite no: push it again later

@@ -18,7 +18,7 @@ from bot.clock import BEIJING
 from bot.config import Branch, Settings
 from bot.errors import ScheduleError
 from bot.occurrence import Occurrence
-from bot.templates.render import cn_date, cn_datetime
+from bot.templates.render import cn_date
 from bot.yamlfile import KeyPath, LineMap, dotted
 
 RULE = "study"
@@ -282,7 +282,7 @@ def _item_occurrences(item: StudyItem, settings: Settings, calendar: WorkdayCale
     provisional = _provisional(item, calendar)
     org = {"name": settings.organisation.name}
     for branch in item.branches(settings):
-        context = _branch_context(item, branch, org, publish)
+        context = prompt_context(item, branch, settings, calendar)
         yield from _prompts(item, branch, settings, context, publish, calendar, provisional)
         if (item.id, branch.id) not in done:
             yield from _nudges(item, branch, settings, context, publish, calendar, provisional)
@@ -323,10 +323,11 @@ def _prompts(item: StudyItem, branch: Branch, settings: Settings, context: dict[
                          {"branch": branch.id})
 
 
-def prompt_card(item: StudyItem) -> dict[str, str]:
-    """The study prompt's button card (app message, or the AI bot's card in a branch group)."""
-    return {"title": "学习提醒", "description": f"{item.title}，请于{cn_datetime(item.deadline)}前完成学习",
-            "button_text": "已完成学习", "button_key": f"confirm:{item.id}"}
+def prompt_context(item: StudyItem, branch: Branch, settings: Settings, calendar: WorkdayCalendar) -> dict[str, Any]:
+    """What the study prompt's template sees for one branch: the app's card and the AI bot's group card
+    are rendered from the same context."""
+    org = {"name": settings.organisation.name}
+    return _branch_context(item, branch, org, effective_publish(item, calendar))
 
 
 def _nudges(item: StudyItem, branch: Branch, settings: Settings, context: dict[str, Any], publish: datetime,

@@ -84,6 +84,20 @@ def render_card(spec: CardSpec, text: str, render: Callable[[str], str]) -> Rend
     return RenderedCard(title=render(spec.title).strip(), text=text, fields=fields, button=render(spec.button).strip())
 
 
+def within_limits(card: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored card cut to WeCom's lengths, for a channel that cannot refuse it beforehand (the AI bot's
+    push to a group has nobody to tell): the editor and ``check`` already warn of anything cut here."""
+    rows = [(_clip(str(n), FIELD_NAME_CHARS), str(v) if is_link(str(v)) else _clip(str(v), FIELD_VALUE_CHARS))
+            for n, v in card_rows(card)[:MAX_FIELDS]]
+    return {**card, "title": _clip(str(card.get("title", "")), TITLE_CHARS),
+            "description": _clip(str(card.get("description", "")), TEXT_CHARS),
+            "button_text": _clip(str(card.get("button_text", "")), BUTTON_CHARS), "fields": [list(r) for r in rows]}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def text_with_fields(text: str, card: RenderedCard | None) -> str:
     """The message where no card can go: the body, then one line per field."""
     if card is None or not card.fields:

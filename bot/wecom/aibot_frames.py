@@ -14,6 +14,7 @@ import re
 import secrets
 from typing import Any
 
+from bot.templates.card import within_limits
 from bot.wecom.api import button_card
 from bot.wecom.callback_crypto import truncate_utf8
 
@@ -102,12 +103,13 @@ def text_reply(req_id: str, text: str) -> Frame:
     return frame("aibot_respond_msg", {"msgtype": "stream", "stream": stream}, req_id)
 
 
-def study_card(card: dict[str, str], task_id: str) -> dict[str, Any]:
-    """A button card from the plan's {title, description, button_text, button_key}."""
-    return button_card(card, task_id)["template_card"]
+def study_card(card: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """A button card from a rendered card's {title, description, fields, button_text, button_key}, cut
+    to the card's lengths (a push has no sender to refuse it to)."""
+    return button_card(within_limits(card), task_id)["template_card"]
 
 
-def card_update(req_id: str, userid: str, card: dict[str, str] | None, task_id: str, reply: str,
+def card_update(req_id: str, userid: str, card: dict[str, Any] | None, task_id: str, reply: str,
                 done_label: str | None) -> Frame:
     """The clicked card as the clicker sees it next: the answer under the title, the button done."""
     updated = study_card(card, task_id) if card else {"card_type": "button_interaction", "task_id": task_id,
@@ -119,7 +121,7 @@ def card_update(req_id: str, userid: str, card: dict[str, str] | None, task_id: 
     return frame("aibot_respond_update_msg", body, req_id)
 
 
-def card_push(chatid: str, card: dict[str, str], task_id: str) -> Frame:
+def card_push(chatid: str, card: dict[str, Any], task_id: str) -> Frame:
     """A button card pushed to a group (chat_type 2) the bot has heard in."""
     body = {"chatid": chatid, "chat_type": 2, "msgtype": "template_card", "template_card": study_card(card, task_id)}
     return frame("aibot_send_msg", body)

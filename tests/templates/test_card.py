@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import TemplateError
+from bot.templates.card import MAX_FIELDS, TEXT_CHARS, TITLE_CHARS, within_limits
 from bot.templates.limits import card_problems
 from bot.templates.render import TemplateLibrary
 from bot.templates.samples import sample_context
@@ -74,3 +75,14 @@ def test_a_malformed_card_is_a_chinese_error(card: str) -> None:
     with pytest.raises(TemplateError) as error:
         library_with(text).render("study_prompt", sample_context("study_prompt"))
     assert "card" in str(error.value) and "处理办法" in str(error.value)
+
+
+def test_a_card_for_a_push_is_cut_to_wecoms_lengths_and_a_link_is_kept_whole() -> None:
+    link = "https://example.org/" + "a" * 60
+    card = {"title": "标" * 40, "description": "文" * 200, "button_text": "已经完成了本期的学习", "button_key": "k",
+            "fields": [["截止时间很长", "值" * 40], ["学习材料", link]] + [["第", "x"]] * 6}
+    cut = within_limits(card)
+    assert len(cut["title"]) == TITLE_CHARS and cut["title"].endswith("…")
+    assert len(cut["description"]) == TEXT_CHARS and cut["button_text"] == "已经完成了本期的学习"
+    assert len(cut["fields"]) == MAX_FIELDS and cut["fields"][0] == ["截止时间…", "值" * 29 + "…"]
+    assert cut["fields"][1] == ["学习材料", link] and cut["button_key"] == "k"

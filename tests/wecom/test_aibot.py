@@ -23,6 +23,7 @@ from bot.runtime import Runtime
 from bot.simulator.aibot_ws import AibotServer
 from bot.store.aibot import bind_chat, card_items, learn_chat, learnt_chats
 from bot.store.models import Confirmation, Delivery
+from bot.store.template_versions import save_version
 from bot.wecom.aibot_frames import strip_mentions
 
 GROUP = "wrcgroupb1"
@@ -235,3 +236,20 @@ def test_a_refused_push_is_retried_once_someone_speaks_in_the_group(running: Run
     reply_text(sim, sim.mention(GROUP, "wangfang", "进度"))
     wait_for(lambda: len(pushed_keys(sim)) == 2)
     assert card_items(runtime.store) == {(GROUP, ITEM), (GROUP, "jsjy-2026-04")}
+
+
+def test_the_group_card_is_the_study_prompt_template_as_an_administrator_saved_it(
+        running: RunningGroupBot, sim: AibotServer, runtime: Runtime) -> None:
+    """A line added to study_prompt in the console reaches the group's card, with the card's title, fields and
+    button from the template's front matter (as the app's card to the secretary)."""
+    shipped = (runtime.settings().path("messages") / "study_prompt.j2").read_text(encoding="utf-8")
+    edited = shipped.replace("学习完成后，", "请各位党员带上笔记本。\n学习完成后，")
+    save_version(runtime.store, "study_prompt", edited, "管理员", runtime.clock.now(), before=shipped)
+    reply_text(sim, sim.mention(GROUP, "lina", "进度"))
+    bind_chat(runtime.store, GROUP, "b2", "管理员", runtime.clock.now())
+    wait_for(lambda: len(pushed_keys(sim)) == 2)
+    card = [e["card"] for e in sim.transcript(GROUP) if e["kind"] == "push"][1]
+    assert "请各位党员带上笔记本。" in card["sub_title_text"] and card["sub_title_text"].startswith("李娜同志：")
+    assert card["main_title"]["title"].startswith("学习提醒：") and card["button_list"][0]["text"] == "已完成学习"
+    assert [row["keyname"] for row in card["horizontal_content_list"]][:1] == ["截止时间"]
+    assert card["sub_title_text"].endswith("尚未完成的学习事项。")  # whole, within the card's 160 characters

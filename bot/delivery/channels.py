@@ -60,10 +60,11 @@ class RobotChannel:
             return refused
         try:
             payload = wecom.robot_payload(delivery.msgtype, delivery.text, self.recipients)
-            wecom.post_robot(self.session, self.api_base, self.recipients["webhook_key"], payload, self.timeout)
+            answer = wecom.post_robot(self.session, self.api_base, self.recipients["webhook_key"], payload,
+                                      self.timeout)
         except Exception as exc:  # noqa: BLE001 - classify re-raises what it does not know
             return self._failed(exc)
-        return Outcome("sent", errcode=0)
+        return Outcome("sent", errcode=0, errmsg=answer.get("errmsg"))
 
     def _failed(self, exc: Exception) -> Outcome:
         outcome = classify(None, None, exc)
@@ -88,7 +89,7 @@ class AppChannel:
         except Exception as exc:  # noqa: BLE001 - classify re-raises what it does not know
             return classify(None, None, exc)
         return Outcome("sent", errcode=0, msgid=answer.get("msgid"), response_code=answer.get("response_code"),
-                       warnings=wecom.answer_warnings(answer))
+                       warnings=wecom.answer_warnings(answer), errmsg=answer.get("errmsg"))
 
     def _request(self, delivery: DeliveryRow) -> tuple[str, dict[str, Any]]:
         return app_request(delivery, self.recipients, self.app.agent_id)

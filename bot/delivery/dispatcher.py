@@ -371,7 +371,7 @@ class Dispatcher:
 def _attempt_outcome(result: _Result) -> AttemptOutcome:
     row, outcome = result.row, result.outcome or Outcome("retry")
     return AttemptOutcome(row.id, row.attempts, result.status, result.error, outcome.errcode, outcome.msgid,
-                          outcome.response_code, result.next_at)
+                          outcome.response_code, result.next_at, outcome.errmsg, attempted=not result.deferral)
 
 
 def _take_ready(results: queue.SimpleQueue[_Result | None], open_lanes: int) -> tuple[list[_Result], int]:

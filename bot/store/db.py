@@ -29,7 +29,7 @@ _BEGIN_OPTION = "wecom_sqlite_begin"
 _MIGRATION_LOCK = "wecom-reminder:migrations"
 # The newest migration. A database already there is opened without loading Alembic (it costs
 # ~15 MB of resident memory for the life of the process); a test checks this against Alembic.
-HEAD_REVISION = "0003_harden"
+HEAD_REVISION = "0003_attempts"
 
 
 class Store:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.occurrence import PlannedMessage
+from bot.store.attempts import add_attempts
 from bot.store.db import Store
 from bot.store.models import Delivery, require_aware, utc_now
 from bot.store.queries import DeliveryRow
@@ -226,6 +227,8 @@ class AttemptOutcome:
     msgid: str | None = None
     response_code: str | None = None
     next_attempt_at: datetime | None = None
+    errmsg: str | None = None   # WeCom's words, for the row of attempts
+    attempted: bool = True      # False for a deferral (pacing): a claim, but nothing was tried
 
     def __post_init__(self) -> None:
         if self.status not in OUTCOMES:
@@ -249,9 +252,11 @@ _RECORD = (
 
 def record_outcome(store: Store, delivery_id: int, attempt: int, *, status: str, now: datetime,
                    error: str | None = None, errcode: int | None = None, msgid: str | None = None,
-                   response_code: str | None = None, next_attempt_at: datetime | None = None) -> bool:
+                   response_code: str | None = None, next_attempt_at: datetime | None = None,
+                   errmsg: str | None = None) -> bool:
     """Record how attempt ``attempt`` ended; False if that attempt is no longer the current one."""
-    outcome = AttemptOutcome(delivery_id, attempt, status, error, errcode, msgid, response_code, next_attempt_at)
+    outcome = AttemptOutcome(delivery_id, attempt, status, error, errcode, msgid, response_code, next_attempt_at,
+                             errmsg)
     return record_outcomes(store, [outcome], now)[0]
 
 
@@ -262,30 +267,43 @@ def record_outcomes(store: Store, outcomes: Sequence[AttemptOutcome], now: datet
         return []
     with store.session() as session:
         current = _current_attempts(session, [o.delivery_id for o in outcomes])
-        written = []
-        for outcome in outcomes:
-            ok = current.get(outcome.delivery_id) == outcome.attempt
-            if ok:  # the first outcome of an attempt wins, as it would one transaction at a time
-                del current[outcome.delivery_id]
-            written.append(ok)
-        params = [_record_params(o, now) for o, ok in zip(outcomes, written, strict=True) if ok]
+        started = [_started_at(current, outcome) for outcome in outcomes]
+        params = [_record_params(o, now) for o, at in zip(outcomes, started, strict=True) if at]
         if params:
             session.execute(_RECORD, params)
-    return written
+        add_attempts(session, [_attempt_row(o, at, now) for o, at in zip(outcomes, started, strict=True)
+                               if at and o.attempted])
+    return [at is not None for at in started]
 
 
-def _current_attempts(session: Session, ids: list[int]) -> dict[int, int]:
-    """Row id → attempt, for the rows still 'sending', locked until the transaction ends.
+def _started_at(current: dict[int, tuple[int, datetime]], outcome: AttemptOutcome) -> datetime | None:
+    """When the attempt was claimed, if it is the current one; the first outcome of an attempt wins, as it
+    would one transaction at a time."""
+    attempt, claimed_at = current.get(outcome.delivery_id, (None, None))
+    if attempt != outcome.attempt:
+        return None
+    del current[outcome.delivery_id]
+    return claimed_at
+
+
+def _attempt_row(outcome: AttemptOutcome, started_at: datetime, now: datetime) -> dict[str, Any]:
+    return {"delivery_id": outcome.delivery_id, "attempt": outcome.attempt, "started_at": started_at,
+            "finished_at": now, "outcome": outcome.status, "errcode": outcome.errcode, "errmsg": outcome.errmsg,
+            "explanation": outcome.error}
+
+
+def _current_attempts(session: Session, ids: list[int]) -> dict[int, tuple[int, datetime]]:
+    """Row id → (attempt, when it was claimed), for the rows still 'sending', locked until the transaction ends.
 
     SQLite's write transaction (BEGIN IMMEDIATE) already excludes every other writer; on
     PostgreSQL ``FOR UPDATE`` (in id order, so two recorders cannot deadlock) keeps these rows
     as read until the guarded UPDATE below writes them.
     """
-    found: dict[int, int] = {}
+    found: dict[int, tuple[int, datetime]] = {}
     for batch in _chunks(sorted(set(ids))):
-        statement = (select(TABLE.c.id, TABLE.c.attempts).where(TABLE.c.id.in_(batch), TABLE.c.status == "sending")
-                     .order_by(TABLE.c.id).with_for_update())
-        found.update((row.id, row.attempts) for row in session.execute(statement))
+        statement = (select(TABLE.c.id, TABLE.c.attempts, TABLE.c.updated_at)
+                     .where(TABLE.c.id.in_(batch), TABLE.c.status == "sending").order_by(TABLE.c.id).with_for_update())
+        found.update((row.id, (row.attempts, row.updated_at)) for row in session.execute(statement))
     return found
 
 

@@ -13,6 +13,7 @@ from bot.csv_files import csv_stream
 from bot.delivery.channels import request_for
 from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS
+from bot.store.attempts import attempts_of
 from bot.store.models import STATUSES
 from bot.store.outbox import RETRYABLE, retry_now
 from bot.store.queries import count_deliveries, get_delivery, iter_delivery_log, list_deliveries
@@ -103,8 +104,11 @@ def delivery_detail(delivery_id: int) -> Any:
     if request_body is not None:
         path, body = request_body
         payload = secret_masker(current)(request_text(path, body))
-    return render_template("delivery.html", row=row, payload=payload, fix=configuration_fix(row.errcode, row.last_error),
-                           retryable=RETRYABLE, target_kind=type(target).__name__ if target else None)
+    attempts = attempts_of(rt.store, delivery_id)
+    said = attempts[-1].errmsg if attempts else row.last_error  # WeCom's errmsg names the IP to allow (60020)
+    return render_template("delivery.html", row=row, payload=payload, fix=configuration_fix(row.errcode, said),
+                           retryable=RETRYABLE, target_kind=type(target).__name__ if target else None,
+                           attempts=attempts)
 
 
 @console.get("/deliveries/export.csv")

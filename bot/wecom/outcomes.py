@@ -26,6 +26,7 @@ class Outcome:
     retry_after: float | None = None
     warnings: tuple[str, ...] = ()
     configuration: bool = False  # retrying cannot cure it: an administrator must change a setting
+    errmsg: str | None = None    # WeCom's own words with the errcode, as it said them
 
 
 class MalformedAnswer(Exception):
@@ -130,6 +131,10 @@ def classify(errcode: int | None, http_status: int | None, exception: BaseExcept
         return _classify_exception(exception)
     if http_status is not None and http_status != 200:
         return _classify_http(http_status)
+    return replace(_classify_errcode(errcode, errmsg), errmsg=errmsg)
+
+
+def _classify_errcode(errcode: int | None, errmsg: str | None) -> Outcome:
     if errcode in (0, None):
         return Outcome("sent", errcode=errcode)
     if errcode in CONFIGURATION:
@@ -150,8 +155,8 @@ def _classify_http(status: int) -> Outcome:
 
 def _classify_exception(exception: BaseException) -> Outcome:
     match exception:
-        case TokenFetchError(errcode=code) if code in GETTOKEN:
-            return Outcome("failed", configuration_error(code, None, GETTOKEN), code, configuration=True)
+        case TokenFetchError(errcode=code, errmsg=errmsg) if code in GETTOKEN:
+            return Outcome("failed", configuration_error(code, None, GETTOKEN), code, configuration=True, errmsg=errmsg)
         case TokenFetchError(errcode=None, http_status=status):
             return _classify_http(status or 500)
         case TokenFetchError(errcode=code, errmsg=errmsg):

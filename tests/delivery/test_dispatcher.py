@@ -23,6 +23,7 @@ from bot.delivery.send_now import deliver_now
 from bot.inbox.ledger import NUDGE_CONFIRMED, cancel_confirmed_nudges
 from bot.scheduler import release_orphaned_sends
 from bot.simulator import Simulator
+from bot.store.attempts import attempts_of
 from bot.store.db import Store, try_leader_lock
 from bot.store.models import Confirmation
 from bot.store.outbox import claim_due, record_outcome
@@ -113,6 +114,11 @@ def test_system_busy_is_retried_three_times_then_fails_and_alerts(
     row = only(store, "holiday|spring|g3")
     assert row.status == "failed" and row.attempts == 4 and "系统繁忙" in row.last_error
     assert len(sim.requests(ROBOT_SEND)) == 4
+    # Each attempt is kept with WeCom's own errmsg (its "more info" link without the query string).
+    attempts = attempts_of(store, row.id)
+    assert [(a.attempt, a.outcome, a.errcode) for a in attempts] == [(1, "retry", -1), (2, "retry", -1),
+                                                                    (3, "retry", -1), (4, "failed", -1)]
+    assert all("hint: [" in a.errmsg and "?" not in a.errmsg and "系统繁忙" in a.explanation for a in attempts)
     assert "企业微信系统繁忙（-1）" in sim.user_messages("admin1")[0]["text"]["content"]
 
 

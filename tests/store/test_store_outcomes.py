@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.clock import BEIJING
+from bot.store.attempts import attempts_of
 from bot.store.db import Store
 from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes, sync_plan
 from bot.store.queries import get_delivery
@@ -73,3 +74,29 @@ def test_many_rows_in_one_call(any_store: Store, make) -> None:
 def test_an_outcome_that_is_not_one_is_refused() -> None:
     with pytest.raises(ValueError):
         AttemptOutcome(1, 1, "pending")
+
+
+def test_each_attempt_is_kept_with_wecoms_words_and_a_stale_one_adds_nothing(any_store: Store, make) -> None:
+    [row] = claimed(any_store, make, 1)
+    first_end = T0 + timedelta(seconds=3)
+    errmsg = "not allow to access from your ip, hint: [1733], from ip: 1.2.3.4, more info at " \
+             "https://open.work.weixin.qq.com/devtool/query?e=60020&access_token=abc"
+    assert record_outcomes(any_store, [AttemptOutcome(row.id, 1, "retry", "企业微信系统繁忙（-1）", -1,
+                                                      next_attempt_at=T0, errmsg=errmsg)], first_end) == [True]
+    [again] = claim_due(any_store, T0 + timedelta(minutes=1), "w1", limit=1)
+    [third] = claim_due(any_store, T0 + timedelta(minutes=3), "w2", limit=1)  # the lease ran out: attempt 3
+    end = T0 + timedelta(minutes=3, seconds=1)
+    assert record_outcomes(any_store, [AttemptOutcome(again.id, 2, "failed", "超时")], end) == [False]
+    assert record_outcomes(any_store, [AttemptOutcome(third.id, 3, "sent", errcode=0, errmsg="ok")], end) == [True]
+    attempts = attempts_of(any_store, row.id)
+    assert [(a.attempt, a.started_at, a.finished_at, a.outcome, a.errcode) for a in attempts] == [
+        (1, T0, first_end, "retry", -1), (3, T0 + timedelta(minutes=3), end, "sent", 0)]
+    assert attempts[0].errmsg == errmsg.split("?")[0] and attempts[0].explanation == "企业微信系统繁忙（-1）"
+    assert (attempts[1].errmsg, attempts[1].explanation) == ("ok", None)
+
+
+def test_a_deferral_is_recorded_but_is_no_attempt(any_store: Store, make) -> None:
+    [row] = claimed(any_store, make, 1)
+    deferral = AttemptOutcome(row.id, 1, "retry", "等待群机器人限速窗口", next_attempt_at=T0, attempted=False)
+    assert record_outcomes(any_store, [deferral], T0) == [True]
+    assert get_delivery(any_store, row.id).status == "retry" and attempts_of(any_store, row.id) == []

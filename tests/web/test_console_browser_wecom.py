@@ -92,6 +92,11 @@ def test_a_line_typed_into_holiday_integrity_reaches_the_group(stack: Stack, bro
     expect(browser.locator("h1")).to_contain_text("节前廉洁提醒：2026年端午节")
     expect(browser.locator("pre.payload")).to_contain_text("webhook/send?key=******")
     expect(browser.locator("pre.payload")).to_contain_text("请各支部认真传达到每一名党员。")
+    attempt = browser.locator("table.attempts tbody tr")  # each attempt, as WeCom answered it
+    expect(attempt).to_have_count(1)
+    expect(attempt.first).to_contain_text("第 1 次")
+    expect(attempt.first).to_contain_text("已发送")
+    expect(attempt.first.locator("td").nth(5)).to_have_text("ok")
     browser.screenshot(path=str(ARTIFACTS / "delivery-detail.png"), full_page=True)
 
 

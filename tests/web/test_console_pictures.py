@@ -93,6 +93,27 @@ def test_a_configuration_error_comes_with_its_fix(admin, runtime, clock) -> None
     assert "93000" in detail and "重新添加机器人" in detail
 
 
+def test_the_detail_page_lists_each_attempt_with_wecoms_errcode_and_errmsg(admin, runtime, clock) -> None:
+    from datetime import timedelta
+
+    from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes
+    from bot.wecom.outcomes import classify
+    row = _delivery(runtime, clock, key="t|attempts")
+    busy = classify(-1, None, None, "system busy, hint: [17], more info at https://open.work.weixin.qq.com/q?e=-1")
+    for n, outcome in enumerate((busy, classify(0, None, None, "ok")), start=1):
+        at = row.due_at + timedelta(minutes=n)
+        claim_due(runtime.store, at, "w1")
+        record_outcomes(runtime.store, [AttemptOutcome(row.id, n, outcome.status, outcome.error, outcome.errcode,
+                                                       next_attempt_at=at, errmsg=outcome.errmsg)],
+                        at + timedelta(seconds=2))
+    detail = admin.get(f"/admin/deliveries/{row.id}").get_data(as_text=True)
+    table = detail[detail.index("每次尝试"):detail.index("发送的内容")]
+    assert re.search(r"第 1 次.*?:01:00.*?:01:02.*?待重试.*?-1.*?system busy, hint: \[17\], more info at "
+                     r"https://open.work.weixin.qq.com/q<.*?企业微信系统繁忙", table, re.S)
+    assert re.search(r"第 2 次.*?:02:00.*?已发送.*?>0<.*?>ok<.*?发送成功", table, re.S)
+    assert "e=-1" not in detail
+
+
 def test_a_reversed_or_invalid_date_range_is_refused_with_a_message(admin) -> None:
     reversed_range = admin.get("/admin/deliveries?since=2026-05-20&until=2026-05-01")
     assert reversed_range.status_code == 422 and "晚于截止日期" in reversed_range.get_data(as_text=True)

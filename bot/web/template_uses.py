@@ -31,6 +31,8 @@ def _study_uses(settings: Settings, name: str) -> list[TemplateUse]:
         uses.append(TemplateUse("学习提醒：学习内容发布时发给各支部书记", secretaries, card=True))
         if studies.group_notice:
             uses.append(TemplateUse("学习提醒：同时通知各支部群", tuple(b.group for b in branches if b.group)))
+        if settings.aibot is not None:  # the same card, pushed by the AI bot (bot.inbox.group_bot)
+            uses.append(TemplateUse("学习提醒：智能机器人向已绑定的支部群推送同一张卡片（超长部分截断）", (), card=True))
     if name == studies.nudge_template:
         uses.append(TemplateUse("学习催办：截止前发给尚未确认的支部书记", secretaries, card=True))
     if name == studies.overdue_template:

@@ -54,3 +54,8 @@ def test_binding_is_refused_without_csrf_for_readers_and_for_unknown_input(
     assert post(admin, "/admin/aibot/bind", {"chatid": CHAT, "branch": "nope"}).status_code == 422
     assert post(admin, "/admin/aibot/bind", {"chatid": "never-heard", "branch": "b1"}).status_code == 404
     assert bound_chats(runtime.store) == {}
+
+
+def test_the_study_prompt_editor_says_the_ai_bot_pushes_its_card_to_groups(admin: FlaskClient) -> None:
+    page = admin.get("/admin/templates/study_prompt").get_data(as_text=True)
+    assert "智能机器人向已绑定的支部群推送同一张卡片" in page

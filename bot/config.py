@@ -25,41 +25,21 @@ from pydantic import (
 )
 
 from bot.errors import ConfigError
-from bot.yamlfile import KeyPath, config_error_from, dotted, expand_value, load_yaml
+from bot.yamlfile import (
+    KeyPath,
+    config_error_from,
+    dotted,
+    expand_value,
+    load_yaml,
+    parse_clock_time,
+    parse_duration,
+)
 
 CONFIG_ENV = "WECOM_REMINDER_CONFIG"
 STATUTORY_FESTIVALS = ("new_year", "spring_festival", "tomb_sweeping", "labour_day",
                        "dragon_boat", "mid_autumn", "national_day")
-_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|秒|分钟|小时|天)$")
-_DURATION_UNITS = {"s": 1, "秒": 1, "m": 60, "分钟": 60, "h": 3600, "小时": 3600, "d": 86400, "天": 86400}
-
-
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def parse_duration(value: Any) -> timedelta:
-    """'2h', '30m', '90s', '1d' (or 小时/分钟/秒/天) → timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value).strip())
-    if not match:
-        raise ValueError("时长格式应为 数字+单位，如 2h、30m、90s、1d")
-    return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
-
-
-def parse_clock_time(value: Any) -> time:
-    """'10:00' → time(10, 0). YAML may already give minutes for an unquoted 10:00 (sexagesimal)."""
-    if isinstance(value, time):
-        return value
-    if isinstance(value, int):  # YAML 1.1 reads an unquoted 10:00 as 600
-        value = f"{value // 60}:{value % 60:02d}"
-    match = re.match(r"^(\d{1,2}):(\d{2})$", str(value).strip())
-    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
-        raise ValueError("时间格式应为 HH:MM，如 10:00")
-    return time(int(match.group(1)), int(match.group(2)))
 
 
 Duration = Annotated[timedelta, Field(json_schema_extra={"format": "duration"})]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,33 @@ def config_error_from(exc: ValidationError, source: Path, lines: LineMap,
 
 
 _TARGET_TAGS = {"robot", "app", "appchat", "console"}
+
+
+# Values as our YAML files write them -------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|秒|分钟|小时|天)$")
+_DURATION_UNITS = {"s": 1, "秒": 1, "m": 60, "分钟": 60, "h": 3600, "小时": 3600, "d": 86400, "天": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'2h', '30m', '90s', '1d' (or 小时/分钟/秒/天) → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value).strip())
+    if not match:
+        raise ValueError("时长格式应为 数字+单位，如 2h、30m、90s、1d")
+    return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def parse_clock_time(value: Any) -> time:
+    """'10:00' → time(10, 0). YAML may already give minutes for an unquoted 10:00 (sexagesimal)."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML 1.1 reads an unquoted 10:00 as 600
+        value = f"{value // 60}:{value % 60:02d}"
+    match = re.match(r"^(\d{1,2}):(\d{2})$", str(value).strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError("时间格式应为 HH:MM，如 10:00")
+    return time(int(match.group(1)), int(match.group(2)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -49,6 +49,7 @@ class Service:
         self._replan_wanted = threading.Event()
         self._work_lock = threading.Lock()
         self.scheduler: BackgroundScheduler | None = None
+        self._planned_day: date | None = None
         runtime.on_replan_requested = self._on_replan_requested
 
     def _new_dispatcher(self) -> Dispatcher:
@@ -59,11 +60,15 @@ class Service:
     # ---- the work, callable directly in tests ------------------------------------------------
     def start_up(self) -> None:
         """At start: plan, then settle what a crash or a stop left behind."""
-        self.runtime.replan()
+        self._replan()
         release_orphaned_sends(self.runtime.store, self.runtime.clock.now())
         self.recover()
         self.alert_input_problems()
         self.alert_holiday_coverage()
+
+    def _replan(self) -> None:
+        self._planned_day = self.runtime.clock.now().astimezone(BEIJING).date()
+        self.runtime.replan()
 
     def alert_input_problems(self) -> None:
         """Tell the administrators, once a day per problem, of a refused file or an unreachable calendar."""
@@ -118,7 +123,7 @@ class Service:
             self._apply_file_changes()
             if self._replan_wanted.is_set():
                 self._replan_wanted.clear()
-                self.runtime.replan()
+                self._replan()
             cancel_confirmed_nudges(self.runtime.store, self.runtime.clock.now())
             report = self.dispatcher.dispatch_due()
         self.runtime.beat()
@@ -134,7 +139,7 @@ class Service:
                 self.runtime.reload()
                 self.alert_input_problems()
             self.alert_holiday_coverage()
-            self.runtime.replan()
+            self._replan()
 
     # ---- APScheduler ------------------------------------------------------------------------
 
@@ -146,6 +151,9 @@ class Service:
         scheduler.add_job(self.replan, "interval", minutes=REPLAN_MINUTES, id="replan")
         self.scheduler = scheduler
         scheduler.start()
+        watch = getattr(self.runtime.clock, "watch", None)
+        if watch is not None:  # a clock moved from outside (benchmarks): follow its jumps at once
+            watch(self._on_clock_moved)
         self._wake_now()
 
     def stop(self) -> None:
@@ -176,8 +184,16 @@ class Service:
         self._replan_wanted.set()
         self._wake_now()
 
-    # Wake-ups are in the runtime's clock: APScheduler fires on the wall clock, which the runtime's
-    # SystemClock is; tests drive cycle() themselves and never start APScheduler.
+    def _on_clock_moved(self) -> None:
+        """The clock jumped: a new day needs the plan's horizon moved, and what is due now is sent."""
+        with self._work_lock:
+            day = self.runtime.clock.now().astimezone(BEIJING).date()
+            if day != self._planned_day:
+                self._replan_wanted.set()
+        self._wake_now()
+
+    # Wake-ups are in the runtime's clock; APScheduler fires on the wall clock, so _wake_at turns
+    # one into the other (the same for the SystemClock; a clock moved from outside is ahead or behind).
     def _wake_now(self) -> None:
         self._wake_at(self.runtime.clock.now())
 
@@ -188,7 +204,8 @@ class Service:
 
     def _wake_at(self, when: datetime) -> None:
         if self.scheduler is not None:
-            self.scheduler.add_job(self.cycle, "date", run_date=when, id="wake", replace_existing=True)
+            run_date = datetime.now(BEIJING) + (when - self.runtime.clock.now())
+            self.scheduler.add_job(self.cycle, "date", run_date=run_date, id="wake", replace_existing=True)
 
 
 def release_orphaned_sends(store: Store, now: datetime) -> int:

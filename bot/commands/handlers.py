@@ -7,12 +7,14 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
-from bot.clock import SystemClock
+from bot.clock import TEST_CLOCK_ENV, FileClock, SystemClock, clock_from_environment
 from bot.commands.checks import run_checks
 from bot.commands.common import EXIT_ERRORS, EXIT_OK, default_window, print_json, today_in_beijing
 from bot.commands.server import serve
-from bot.errors import BotError
+from bot.config import Settings
+from bot.errors import BotError, ConfigError
 from bot.formatting import STATUS_LABELS, format_deliveries, format_plan, iso
 from bot.inputs import load_all
 from bot.plan import PlanState, build_plan
@@ -63,8 +65,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.commands.server import ensure_listen_free
     from bot.config import load_settings
     ensure_listen_free(load_settings(args.config))
-    runtime = Runtime(args.config, SystemClock())
+    clock = clock_from_environment()
+    runtime = Runtime(args.config, clock)
+    if isinstance(clock, FileClock):
+        refuse_remote_wecom(runtime.settings())
     return serve(runtime)
+
+
+def refuse_remote_wecom(settings: Settings) -> None:
+    """A moved clock may send a year's messages in minutes: only ever to a WeCom on this machine."""
+    host = urlparse(settings.wecom.api_base).hostname if settings.wecom else None
+    if host not in ("127.0.0.1", "localhost"):
+        raise ConfigError(f"设置了测试时钟 {TEST_CLOCK_ENV}，但 wecom.api_base 不是本机的模拟器，拒绝启动",
+                          file=settings.source, key="wecom.api_base",
+                          fix=f"正式运行时不要设置环境变量 {TEST_CLOCK_ENV}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

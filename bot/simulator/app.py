@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from bot.simulator.state import (
     ApiError,
     CallbackResult,
     Fault,
+    FaultRates,
     RecordedRequest,
     SimulatorSettings,
     error_answer,
@@ -76,7 +78,9 @@ class Simulator:
         """`clock` paces rate windows and token lifetimes; `wall_clock` stamps callbacks (tests move both)."""
         self.settings = settings
         self.wall_clock = wall_clock
-        self.world = World(settings, clock)
+        self.world = World(settings, clock, wall_clock)
+        self.fault_rates: FaultRates | None = None
+        self._rng = random.Random()
         self.sender = CallbackSender(settings, wall_clock)
         self.aibot = AibotServer(settings.aibot_bots) if settings.aibot_bots else None
         self.url = ""
@@ -133,10 +137,15 @@ class Simulator:
         if self.settings.latency:
             time.sleep(self.settings.latency)
         fault = self._claim_fault(path)
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)
         if fault is not None and (fault.errcode is not None or fault.http_status or fault.malformed):
+            time.sleep(fault.delay)
             return self._faulty_answer(path, call, fault)
+        answer = self._answer(path, handler, call)
+        if fault is not None:  # a slow answer: the call took effect, the caller may have given up
+            time.sleep(fault.delay)
+        return json_response(answer)
+
+    def _answer(self, path: str, handler: Handler, call: Call) -> dict[str, Any]:
         with self.world.lock:
             try:
                 self.world.tenant.gate(path, call)
@@ -148,7 +157,7 @@ class Simulator:
                 log.warning("模拟器：%s 的参数格式错误", path, exc_info=True)
                 answer = error_answer(ApiError(40058), call.ip)
             self._record(path, call, 200, answer)
-        return json_response(answer)
+        return answer
 
     def _faulty_answer(self, path: str, call: Call, fault: Fault) -> Response:
         if fault.http_status:
@@ -178,6 +187,8 @@ class Simulator:
             faults = self.world.faults.get(path, [])
             claimed = [fault for fault in faults if fault.claim()]
             faults[:] = [fault for fault in faults if not fault.exhausted()]
+            if not claimed and self.fault_rates is not None:
+                return self.fault_rates.draw(path, self._rng)
         return claimed[0] if claimed else None
 
     # inspection ---------------------------------------------------------------------------
@@ -217,10 +228,21 @@ class Simulator:
     # faults -------------------------------------------------------------------------------
 
     def inject(self, path: str, *, errcode: int | None = None, http_status: int | None = None, delay: float = 0.0,
-               malformed: bool = False, times: int = 1, after: int = 0) -> None:
+               malformed: bool = False, times: int = 1, after: int = 0) -> Fault:
         fault = Fault(errcode, http_status, delay, malformed, times, after)
         with self.world.lock:
             self.world.faults[path].append(fault)
+        return fault
+
+    def withdraw(self, path: str, fault: Fault) -> None:
+        """End a fault injected with ``times=-1`` (say, a day of 60020)."""
+        with self.world.lock:
+            self.world.faults[path] = [f for f in self.world.faults.get(path, []) if f is not fault]
+
+    def set_fault_rates(self, rates: FaultRates | None, seed: int | None = None) -> None:
+        """Faults at random from now on, at these rates (None: none); ``seed`` repeats a run."""
+        with self.world.lock:
+            self.fault_rates, self._rng = rates, random.Random(seed)
 
     def clear_faults(self) -> None:
         with self.world.lock:

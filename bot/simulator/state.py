@@ -6,6 +6,7 @@ simulator picks one so that tests can tell the cases apart, not because WeCom is
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections import defaultdict, deque
@@ -137,6 +138,45 @@ class Fault:
 
     def exhausted(self) -> bool:
         return self.times != -1 and self.fired >= self.times
+
+
+SENDING_PATHS = ("/cgi-bin/webhook/send", "/cgi-bin/message/send", "/cgi-bin/appchat/send")
+
+
+@dataclass
+class FaultRates:
+    """Faults drawn at random on each call of ``paths``, each kind with its probability.
+
+    A timeout is an answer later than the caller waits: the message is delivered all the same
+    (the ambiguous send no system can close); a slow answer comes within the caller's wait.
+    """
+
+    http_5xx: float = 0.0
+    timeout: float = 0.0
+    busy: float = 0.0             # errcode -1
+    too_frequent: float = 0.0     # errcode 45009
+    slow: float = 0.0
+    timeout_seconds: float = 12.0
+    slow_seconds: float = 1.0
+    paths: tuple[str, ...] = SENDING_PATHS
+    drawn: dict[str, int] = field(default_factory=dict)
+
+    def draw(self, path: str, rng: random.Random) -> Fault | None:
+        if path not in self.paths:
+            return None
+        roll = rng.random()
+        for kind, rate in (("http_5xx", self.http_5xx), ("timeout", self.timeout), ("busy", self.busy),
+                           ("too_frequent", self.too_frequent), ("slow", self.slow)):
+            if roll < rate:
+                self.drawn[kind] = self.drawn.get(kind, 0) + 1
+                return self._fault(kind)
+            roll -= rate
+        return None
+
+    def _fault(self, kind: str) -> Fault:
+        errcode = {"busy": -1, "too_frequent": 45009}.get(kind)
+        delay = {"timeout": self.timeout_seconds, "slow": self.slow_seconds}.get(kind, 0.0)
+        return Fault(errcode, 502 if kind == "http_5xx" else None, delay, False, 1, 0)
 
 
 @dataclass

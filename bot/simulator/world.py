@@ -38,9 +38,11 @@ class Call:
 
 
 class World:
-    def __init__(self, settings: SimulatorSettings, clock: Callable[[], float]) -> None:
+    def __init__(self, settings: SimulatorSettings, clock: Callable[[], float],
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
+        self.wall_clock = wall_clock  # stamps what the simulator shows and records
         self.lock = threading.RLock()
         self._seq = 0
         self.recorded: list[RecordedRequest] = []
@@ -77,7 +79,7 @@ class World:
     def stamp(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Add ordering and display time to an entry about to be stored."""
         entry["seq"] = self.next_seq()
-        entry["time"] = time.time()
+        entry["time"] = self.wall_clock()
         return entry
 
     def drop(self, path: str, reason: str, **details: Any) -> None:

@@ -8,6 +8,7 @@ client after 5 (``bot.web.throttle``). ``unlock`` lifts both. Each session carri
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,8 +27,13 @@ MIN_PASSWORD = 10
 ROLE_LABELS = {"admin": "管理员", "readonly": "只读"}
 # A disabled account's hash starts with this (no scrypt hash does): it cannot match any password.
 DISABLED = "!disabled:"
-# Hashed once so that an unknown name costs as much time as a wrong password.
-_DUMMY_HASH = generate_password_hash("wecom-reminder-dummy", method="scrypt")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash to check unknown names against, so that they cost as much time as a wrong password.
+    Made at first use: scrypt costs over half a second of CPU, which every start would otherwise pay."""
+    return generate_password_hash("wecom-reminder-dummy", method="scrypt")
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ def authenticate(store: Store, name: str, password: str, at: datetime,
     with store.session() as db:
         user = db.scalar(select(AdminUser).where(AdminUser.name == name.strip()))
         usable = user is not None and not is_disabled(user)
-        right = check_password_hash(user.password_hash if usable else _DUMMY_HASH, password) and usable
+        right = check_password_hash(user.password_hash if usable else dummy_hash(), password) and usable
         locked = usable and user.locked_until is not None and user.locked_until > at
         if not right or locked or held(user.unlocked_at if user else None):
             if usable and not right:

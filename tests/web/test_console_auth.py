@@ -158,3 +158,14 @@ def test_app_without_callback_still_builds(runtime) -> None:
     create_console(app, runtime)
     assert "console" in app.blueprints
     assert make_app(runtime).blueprints["console"]
+
+
+def test_starting_the_console_hashes_nothing_until_an_unknown_name_logs_in(runtime) -> None:
+    """The dummy scrypt hash (half a second of CPU) is made at the first unknown login, not at start."""
+    from bot.store import accounts
+
+    accounts.dummy_hash.cache_clear()
+    create_console(Flask(__name__), runtime)
+    assert accounts.dummy_hash.cache_info().currsize == 0
+    assert accounts.authenticate(runtime.store, "nobody", "whatever-password", runtime.clock.now()) is None
+    assert accounts.dummy_hash.cache_info().currsize == 1

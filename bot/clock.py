@@ -78,6 +78,10 @@ class FileClock:
         with self._lock:
             return self._base + timedelta(seconds=time.time() - self._since)
 
+    def monotonic(self) -> float:
+        """Seconds on this clock, for pacing: it only moves forward (the benchmark never turns it back)."""
+        return self.now().timestamp()
+
     def _refresh(self) -> bool:
         """Read the file again if it was replaced; true when it was."""
         status = os.stat(self.path)

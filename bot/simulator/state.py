@@ -168,7 +168,7 @@ class FaultRates:
         for kind, rate in (("http_5xx", self.http_5xx), ("timeout", self.timeout), ("busy", self.busy),
                            ("too_frequent", self.too_frequent), ("slow", self.slow)):
             if roll < rate:
-                self.drawn[kind] = self.drawn.get(kind, 0) + 1
+                self.drawn[f"{path} {kind}"] = self.drawn.get(f"{path} {kind}", 0) + 1
                 return self._fault(kind)
             roll -= rate
         return None

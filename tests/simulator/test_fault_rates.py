@@ -34,7 +34,7 @@ def post(sim: Simulator, content: str) -> requests.Response:
 def test_rates_of_one_and_zero_fault_every_call_or_none(sim: Simulator) -> None:
     sim.set_fault_rates(FaultRates(busy=1.0), seed=1)
     assert [post(sim, str(n)).json()["errcode"] for n in range(3)] == [-1, -1, -1]
-    assert sim.fault_rates is not None and sim.fault_rates.drawn == {"busy": 3}
+    assert sim.fault_rates is not None and sim.fault_rates.drawn == {f"{WEBHOOK} busy": 3}
     sim.set_fault_rates(FaultRates(http_5xx=0.0))
     assert post(sim, "ok").json()["errcode"] == 0
     assert [m["text"]["content"] for m in sim.group_messages(KEY)] == ["ok"]

@@ -1,0 +1,173 @@
+"""The year benchmark's figures, from the service's database set against the simulator's record.
+
+A message is due when the service put it in its outbox. What WeCom received is counted in the
+simulator, by address and text, independently of what the service believes it sent: a sent row
+received twice is a duplicate, a sent row never received (or a row still waiting at the end of the
+year) is lost. Days off come from chinese_calendar, not from the service's own holiday files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import chinese_calendar
+from sqlalchemy import func, select
+
+from bot.clock import BEIJING
+from bot.simulator import Simulator
+from bot.store.db import Store
+from bot.store.models import Confirmation, Delivery, InboundMessage
+
+CHANNELS = ("robot", "app", "appchat")
+NOT_PLANNED = ("alert", "reply")  # alerts and late callback answers: the service's own words
+ALERT_COUNT = re.compile(r"^(\d+) 条消息(错过发送时间|发送失败|发送结果不明)")
+
+
+def channel_of(recipients: dict[str, Any]) -> str:
+    if "webhook_key" in recipients:
+        return "robot"
+    return "appchat" if "chatid" in recipients else "app"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * share + 0.999999) - 1)] if ordered else 0.0
+
+
+@dataclass
+class ChannelFigures:
+    due: int = 0
+    on_time: int = 0
+    lateness: list[float] = field(default_factory=list)  # seconds after the due time, sends on time
+    late: int = 0
+    missed: int = 0
+    failed: int = 0
+    unknown: int = 0
+    cancelled: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    days_off: int = 0
+    in_flight: int = 0        # rows 'sending' at the moment of a SIGKILL
+    timeouts: int = 0         # answers later than the service waits, drawn by the simulator
+
+
+@dataclass
+class YearFigures:
+    channels: dict[str, ChannelFigures]
+    alerted: Counter[str]
+    lost_keys: list[str]
+    inbox: int
+    confirmations: int
+
+
+def received(simulator: Simulator) -> Counter[tuple[str, str]]:
+    """(address, text) → how many times WeCom delivered it."""
+    world, found = simulator.world, Counter[tuple[str, str]]()
+    with world.lock:
+        for key, messages in world.robot_messages.items():
+            found.update((key, _content(m)) for m in messages)
+        for chatid, messages in world.chat_messages.items():
+            found.update((chatid, _content(m)) for m in messages)
+        for user, messages in world.user_messages.items():
+            found.update((user, _content(m)) for m in messages)
+    return found
+
+
+def _content(message: dict[str, Any]) -> str:
+    body = message.get(message.get("msgtype", ""), {})
+    return str(body.get("content") or body.get("description") or body.get("main_title", {}).get("title", ""))
+
+
+def row_content(row: Delivery) -> str:
+    """What WeCom shows of the row: an app card shows its title."""
+    return str(row.card["title"]) if row.card and "touser" in row.recipients else row.text
+
+
+def address_of(recipients: dict[str, Any]) -> str:
+    """The robot's key, the chat, or the member (every app target here names one member)."""
+    return str(recipients.get("webhook_key") or recipients.get("chatid") or "|".join(recipients.get("touser", [])))
+
+
+def is_day_off(day: date) -> bool:
+    return not chinese_calendar.is_workday(day)
+
+
+def tally(store: Store, simulator: Simulator, in_flight: Counter[str], timeouts: Counter[str],
+          end: datetime) -> YearFigures:
+    """The figures of the year up to ``end`` (rows due later may still wait)."""
+    channels = {name: ChannelFigures(in_flight=in_flight[name], timeouts=timeouts[name]) for name in CHANNELS}
+    got = received(simulator)
+    expected: Counter[tuple[str, str]] = Counter()
+    rows_by_text: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
+    alerted: Counter[str] = Counter()
+    with store.session(readonly=True) as session:
+        rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        for row in rows:
+            if row.kind == "alert":
+                if match := ALERT_COUNT.match(row.title):
+                    alerted[match.group(2)] += int(match.group(1))
+                continue
+            if row.rule in NOT_PLANNED or row.due_at >= end:
+                continue
+            figures = channels[channel_of(row.recipients)]
+            _count_row(figures, row)
+            if row.status in ("sent", "unknown"):
+                fingerprint = (address_of(row.recipients), row_content(row))
+                rows_by_text[fingerprint].append(row)
+                expected[fingerprint] += 1 if row.status == "sent" else 0
+        inbox = session.scalar(select(func.count()).select_from(InboundMessage)) or 0
+        confirmations = session.scalar(select(func.count()).select_from(Confirmation)) or 0
+        lost_keys = _compare(channels, got, expected, rows_by_text)
+        lost_keys += [row.key for row in rows if row.status in ("pending", "retry", "sending")
+                      and row.kind != "alert" and row.rule not in NOT_PLANNED and row.due_at < end]
+    return YearFigures(channels, alerted, lost_keys, inbox, confirmations)
+
+
+def _count_row(figures: ChannelFigures, row: Delivery) -> None:
+    figures.due += 1
+    if row.status == "sent":
+        assert row.sent_at is not None
+        if row.late:
+            figures.late += 1
+        else:
+            figures.on_time += 1
+            figures.lateness.append((row.sent_at - row.due_at).total_seconds())
+        if is_day_off(row.sent_at.astimezone(BEIJING).date()):
+            figures.days_off += 1
+    elif row.status in ("missed", "failed", "unknown", "cancelled"):
+        setattr(figures, row.status, getattr(figures, row.status) + 1)
+    if is_day_off(row.due_at.astimezone(BEIJING).date()) and row.status != "cancelled":
+        figures.days_off += 1
+
+
+def _compare(channels: dict[str, ChannelFigures], got: Counter[tuple[str, str]],
+             expected: Counter[tuple[str, str]], rows: dict[tuple[str, str], list[Delivery]]) -> list[str]:
+    lost: list[str] = []
+    for fingerprint, sent_rows in rows.items():
+        channel = channels[channel_of(sent_rows[0].recipients)]
+        arrived, wanted = got[fingerprint], expected[fingerprint]
+        unknown = len(sent_rows) - wanted  # 'unknown' rows: WeCom may or may not have them
+        if arrived > wanted + unknown:
+            channel.duplicates += arrived - wanted - unknown
+        elif arrived < wanted:
+            channel.lost += wanted - arrived
+            lost += [r.key for r in sent_rows[: wanted - arrived]]
+    return lost
+
+
+def report(figures: YearFigures, now: datetime) -> list[str]:
+    lines = []
+    for name, f in figures.channels.items():
+        lines.append(
+            f"  {name:8} due {f.due:6}  on time {f.on_time:6} (lateness p50 {percentile(f.lateness, 0.5):.1f} s,"
+            f" p99 {percentile(f.lateness, 0.99):.1f} s)  late within grace {f.late:4}  missed {f.missed:4}"
+            f"  failed {f.failed:4}  unknown {f.unknown:3}  cancelled {f.cancelled:4}")
+        lines.append(
+            f"  {'':8} duplicates {f.duplicates:3} (bound: {f.in_flight} in flight at kills + {f.timeouts} answers"
+            f" past the timeout)  lost {f.lost} (must be 0)  on days off {f.days_off} (must be 0)")
+    lines.append(f"  alerts to the administrators: {dict(figures.alerted)}")
+    return lines

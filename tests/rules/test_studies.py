@@ -201,3 +201,15 @@ def test_window_selects_by_beijing_day(tmp_path: Path, calendar: HolidayCalendar
 def test_items_without_holiday_data_are_provisional(tmp_path: Path, calendar: HolidayCalendar) -> None:
     schedule = schedule_of(tmp_path, item_yaml("x", "2027-05-11 09:00", "2027-05-21 18:00"))
     assert {o.provisional for o in plan(schedule, calendar)} == {True}
+
+
+def test_the_overdue_report_of_a_hundred_branches_fits_one_message() -> None:
+    """A hundred unconfirmed branches once rendered 4,239 bytes: WeCom refuses markdown over 4,096."""
+    library = TemplateLibrary(ROOT / "messages")
+    missing = [{"name": f"第{n}党支部", "secretary": f"书记{n}"} for n in range(1, 101)]
+    context = {"item": {"title": "《警示教育通报》2026年第1期", "deadline": "2026-01-23T18:00:00+08:00"},
+               "missing": missing, "total": 100, "confirmed_count": 0}
+    text = library.render("study_overdue", context).text
+    assert len(text.encode("utf-8")) <= 4096
+    assert "第40党支部（书记：书记40）" in text and "第41党支部" not in text
+    assert "另有 60 个支部" in text

@@ -112,8 +112,17 @@ class Service:
         return result
 
     def recover(self) -> None:
+        """Rows overdue because no service ran: late within the grace window, else missed.
+
+        Only with the dispatch lock in hand: while another replica is sending, nothing is overdue
+        for want of a running service (a replica restarting beside it marked the rows of that
+        replica's pass 'late').
+        """
         settings = self.runtime.settings()
-        result = recover_overdue(self.runtime.store, self.runtime.clock.now(), settings.delivery.grace)
+        with try_leader_lock(self.runtime.store, DISPATCH_LOCK) as alone:
+            if not alone:
+                return
+            result = recover_overdue(self.runtime.store, self.runtime.clock.now(), settings.delivery.grace)
         if result.late:
             log.info("服务恢复：%d 条消息在补发时限内，将迟发", result.late)
         if result.missed:

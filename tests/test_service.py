@@ -259,3 +259,28 @@ def test_an_unreachable_calendar_url_keeps_the_last_good_copy_and_alerts_once(
         service.stop()
         service.runtime.close()
         server.shutdown()
+
+
+def test_a_replica_starting_while_another_sends_marks_nothing_late(project: Path, simulator: Simulator) -> None:
+    """The rows of a running replica's pass are not overdue: only a start with the dispatch lock
+    in hand recovers (the year benchmark saw a restarted replica mark them 'late')."""
+    from bot.delivery.dispatcher import DISPATCH_LOCK
+    from bot.store.db import try_leader_lock
+
+    clock = FakeClock(at("2026-02-14 09:00"))
+    first = start_service(project, clock)
+    clock.set(at("2026-02-14 10:01"))
+    with try_leader_lock(first.runtime.store, DISPATCH_LOCK) as held:  # the other replica's pass
+        assert held
+        second = start_service(project, clock)
+    try:
+        def late() -> list[str]:
+            return [r.key for r in list_deliveries(second.runtime.store, kind="holiday_notice") if r.late]
+
+        assert late() == []
+        second.recover()  # a start with the lock free: the service was down at 10:00
+        assert len(late()) == 3
+    finally:
+        for service in (second, first):
+            service.stop()
+            service.runtime.close()

@@ -155,7 +155,7 @@ def run_year(options: Options, folder: Path) -> Outcome:
                               rng, options.kills, options.end, settings.delivery.grace,
                               scripted_events(options, rng), options.start)
                 fleet.sample_memory()
-                drive.trace = (folder / "steps.log").open("w")
+                drive.trace = (folder / "steps.log").open("w", buffering=1)
                 drive.run()
                 fleet.sample_memory()
                 seconds = time.monotonic() - started
@@ -184,7 +184,7 @@ def print_outcome(options: Options, outcome: Outcome) -> None:
         print(line)
     print(f"  replies: {replies.sent} typed ({replies.repeated} posted twice by 'WeCom'), {replies.answered} answered,"
           f" {replies.unanswered} unanswered; {replies.clicks} card buttons clicked; inbox rows {figures.inbox}"
-          f" (must be {replies.answered + replies.clicks})")
+          f" (must be {replies.answered + replies.clicks_answered})")
     print(f"  confirmations: ledger {figures.confirmations}, simulator's record {len(replies.confirmed)}")
     for index, (first, last) in enumerate(outcome.memory):
         print(f"  replica {index}: resident memory {first / 1024:.0f} MB at the start, {last / 1024:.0f} MB at the end")

@@ -28,6 +28,7 @@ from bot.store.models import Delivery
 
 SETTLE_SECONDS = 90      # real seconds a step may take before it is reported stuck
 POLL = 0.03
+REPLY_BATCH = timedelta(hours=1)
 
 
 @dataclass
@@ -94,7 +95,9 @@ class Drive:
             self._fire_events()
             if self.rng.random() < self._kill_chance():
                 self._crash()
-            self.secretaries.reply_due(self.time.now())
+            self._route_callbacks()
+            # Replies of the coming hour are typed together: fewer jumps, the same year.
+            self.secretaries.reply_due(self.time.now() + REPLY_BATCH)
             self.settle()
             self.secretaries.read_new_messages()
             if self.steps % 25 == 0:
@@ -190,6 +193,11 @@ class Drive:
         if first is not None:
             self.crashes.takeovers.append((first - killed_at).total_seconds())
         self._killed = None
+
+    def _route_callbacks(self) -> None:
+        """WeCom calls one URL; in front of replicas a load balancer sends it to one that is up."""
+        alive = [r for r in self.fleet.replicas if self.fleet.listening(r)] or self.fleet.replicas
+        self.simulator.settings.callback_url = f"http://{alive[0].listen}/wecom/callback"
 
     def _restart_dead(self) -> None:
         for index, replica in enumerate(self.fleet.replicas):

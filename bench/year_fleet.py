@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -84,6 +85,11 @@ class Fleet:
             except OSError:
                 time.sleep(0.05)
         raise SystemExit(f"`run` did not answer within {seconds:.0f} s; see {replica.log}")
+
+    def listening(self, replica: Replica) -> bool:
+        host, _, port = replica.listen.rpartition(":")
+        with socket.socket() as probe:
+            return replica.alive and probe.connect_ex((host, int(port))) == 0
 
     def kill(self, index: int) -> None:
         process = self.replicas[index].process

@@ -30,6 +30,7 @@ class Replies:
     repeated: int = 0         # the same payload posted once more, as WeCom does
     unanswered: int = 0       # no 200 after WeCom's retries (the service was down)
     clicks: int = 0           # card buttons clicked
+    clicks_answered: int = 0
     confirmed: set[tuple[str, int]] = field(default_factory=set)  # (secretary, issue) answered with 200
 
 
@@ -90,6 +91,7 @@ class Secretaries:
         result = self.simulator.click_card(user, task_id, key)
         self.replies.clicks += 1
         if result.status == 200:
+            self.replies.clicks_answered += 1
             self.replies.confirmed.add((user, issue))
 
     def _reply(self, user: str, text: str, issue: int, *, repeat: bool) -> None:

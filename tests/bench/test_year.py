@@ -33,5 +33,5 @@ def test_a_few_weeks_under_kills_and_faults_keep_the_contract(tmp_path: Path, am
     if ambiguous == "report":
         assert figures.channels["robot"].duplicates == 0
     replies = outcome.replies
-    assert figures.inbox == replies.answered + replies.clicks
+    assert figures.inbox == replies.answered + replies.clicks_answered
     assert figures.confirmations == len(replies.confirmed) > 0

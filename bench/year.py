@@ -36,8 +36,8 @@ from bench.year_fleet import Fleet, MovedTime, Replica
 from bench.year_org import OFFICE, chat_id, secretary, write_project
 from bench.year_people import Replies, Secretaries
 from bot.clock import BEIJING
+from bot.commands.demo import simulator_settings
 from bot.config import load_settings
-from bot.demo import simulator_settings
 from bot.simulator import Simulator
 from bot.simulator.state import FaultRates
 from bot.store import open_store

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import BEIJING, TEST_CLOCK_ENV, FileClock, SystemClock, clock_from_environment
-from bot.commands import refuse_remote_wecom
+from bot.commands.handlers import refuse_remote_wecom
 from bot.config import load_settings
 from bot.errors import ConfigError
 
@@ -63,7 +63,7 @@ def test_the_service_paces_robots_on_the_moved_clock(project: Path, tmp_path: Pa
 
     FileClock.write(tmp_path / "clock", NEW_YEAR)
     service = Service(Runtime(project, FileClock(tmp_path / "clock")))
-    limiter = service.dispatcher.limiter
+    limiter = service.dispatcher.pacer.limiter
     limiter.block("robot-key", 60)
     assert limiter.wait_time("robot-key") > 30
     FileClock.write(tmp_path / "clock", NEW_YEAR + timedelta(minutes=2))

@@ -24,7 +24,7 @@ from bot.store.models import Confirmation, Delivery, InboundMessage
 
 CHANNELS = ("robot", "app", "appchat")
 NOT_PLANNED = ("alert", "reply")  # alerts and late callback answers: the service's own words
-ALERT_COUNT = re.compile(r"^(\d+) 条消息(错过发送时间|发送失败|发送结果不明)")
+ALERT_COUNT = re.compile(r"^【wecom-reminder 告警】(\d+) 条消息(错过发送时间|发送失败|发送结果不明)")
 
 
 def channel_of(recipients: dict[str, Any]) -> str:
@@ -108,8 +108,9 @@ def tally(store: Store, simulator: Simulator, in_flight: Counter[str], timeouts:
         rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
         for row in rows:
             if row.kind == "alert":
-                if match := ALERT_COUNT.match(row.title):
-                    alerted[match.group(2)] += int(match.group(1))
+                if match := ALERT_COUNT.match(row.text):
+                    delivered = "" if row.status == "sent" else "（未送达管理员）"
+                    alerted[match.group(2) + delivered] += int(match.group(1))
                 continue
             if row.rule in NOT_PLANNED or row.due_at >= end:
                 continue

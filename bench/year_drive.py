@@ -68,7 +68,7 @@ class Drive:
             due = session.scalar(select(func.count()).select_from(Delivery).where(
                 Delivery.status.in_(("pending", "retry")), Delivery.due_at <= now,
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))) or 0
-            sending = list(session.execute(select(Delivery.worker, Delivery.lease_until, Delivery.recipients)
+            sending = list(session.execute(select(Delivery.worker, Delivery.lease_until, Delivery.target)
                                            .where(Delivery.status == "sending")).all())
         return due, sending
 
@@ -122,7 +122,8 @@ class Drive:
         left = self.kills_wanted - self.crashes.kills
         year = (self.end - self.start).total_seconds()
         done = max(1e-6, (self.time.now() - self.start).total_seconds() / year)
-        expected_steps_left = max(1.0, self.steps / done * (1 - done)) if done > 0.05 else 400.0
+        first_guess = 10 * year / 86400  # jumps: about ten a day until the year tells otherwise
+        expected_steps_left = max(1.0, self.steps / done * (1 - done)) if done > 0.05 else first_guess
         return min(1.0, left / expected_steps_left)
 
     def settle(self) -> None:
@@ -150,7 +151,7 @@ class Drive:
         self.crashes.kills += 1
         pid = self.fleet.pid_of(victim)
         _, sending = self.busy(self.time.now())
-        self.crashes.in_flight.update(channel_of(r.recipients) for r in sending if f":{pid}:" in (r.worker or ""))
+        self.crashes.in_flight.update(channel_of(r.target) for r in sending if f":{pid}:" in (r.worker or ""))
         if len(self.fleet.replicas) > 1:
             self._killed = (self.time.now(), pid)
         if len(self.fleet.replicas) == 1 and self.rng.random() < 0.12:

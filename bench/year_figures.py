@@ -17,6 +17,7 @@ from typing import Any
 import chinese_calendar
 from sqlalchemy import func, select
 
+from bench.year_org import OFFICE, chat_id, robot_key, secretary
 from bot.clock import BEIJING
 from bot.simulator import Simulator
 from bot.store.db import Store
@@ -27,10 +28,11 @@ NOT_PLANNED = ("alert", "reply")  # alerts and late callback answers: the servic
 ALERT_COUNT = re.compile(r"^【wecom-reminder 告警】(\d+) 条消息(错过发送时间|发送失败|发送结果不明)")
 
 
-def channel_of(recipients: dict[str, Any]) -> str:
-    if "webhook_key" in recipients:
+def channel_of(target: str) -> str:
+    """The channel of a target of bench.year_org's organisation (the outbox keeps only its name)."""
+    if target.endswith("_group"):
         return "robot"
-    return "appchat" if "chatid" in recipients else "app"
+    return "appchat" if target.endswith("_chat") else "app"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -84,12 +86,15 @@ def _content(message: dict[str, Any]) -> str:
 
 def row_content(row: Delivery) -> str:
     """What WeCom shows of the row: an app card shows its title."""
-    return str(row.card["title"]) if row.card and "touser" in row.recipients else row.text
+    return str(row.card["title"]) if row.card and channel_of(row.target) == "app" else row.text
 
 
-def address_of(recipients: dict[str, Any]) -> str:
-    """The robot's key, the chat, or the member (every app target here names one member)."""
-    return str(recipients.get("webhook_key") or recipients.get("chatid") or "|".join(recipients.get("touser", [])))
+def address_of(target: str) -> str:
+    """Where WeCom keeps the target's messages: the robot's key, the chat, or the one member."""
+    if target == "office":
+        return OFFICE
+    number = int(target[1:].split("_", 1)[0])
+    return {"robot": robot_key, "appchat": chat_id, "app": secretary}[channel_of(target)](number)
 
 
 def is_day_off(day: date) -> bool:
@@ -114,10 +119,10 @@ def tally(store: Store, simulator: Simulator, in_flight: Counter[str], timeouts:
                 continue
             if row.rule in NOT_PLANNED or row.due_at >= end:
                 continue
-            figures = channels[channel_of(row.recipients)]
+            figures = channels[channel_of(row.target)]
             _count_row(figures, row)
             if row.status in ("sent", "unknown"):
-                fingerprint = (address_of(row.recipients), row_content(row))
+                fingerprint = (address_of(row.target), row_content(row))
                 rows_by_text[fingerprint].append(row)
                 expected[fingerprint] += 1 if row.status == "sent" else 0
         inbox = session.scalar(select(func.count()).select_from(InboundMessage)) or 0
@@ -149,7 +154,7 @@ def _compare(channels: dict[str, ChannelFigures], got: Counter[tuple[str, str]],
              expected: Counter[tuple[str, str]], rows: dict[tuple[str, str], list[Delivery]]) -> list[str]:
     lost: list[str] = []
     for fingerprint, sent_rows in rows.items():
-        channel = channels[channel_of(sent_rows[0].recipients)]
+        channel = channels[channel_of(sent_rows[0].target)]
         arrived, wanted = got[fingerprint], expected[fingerprint]
         unknown = len(sent_rows) - wanted  # 'unknown' rows: WeCom may or may not have them
         if arrived > wanted + unknown:

@@ -1,7 +1,7 @@
 """The year benchmark's harness, on a few weeks: the real `run` under kills and faults keeps the contract.
 
-Twelve days around the Spring Festival (a holiday notice, a study round with nudges, the return
-notice), three branches, three SIGKILLs: nothing lost, nothing on a day off, duplicates
+Eighteen days around the Spring Festival (a holiday notice, a study round with nudges, the return
+notice), three branches, a handful of SIGKILLs: nothing lost, nothing on a day off, duplicates
 within the crash window, every answered reply recorded and every confirmation in the ledger.
 """
 
@@ -20,7 +20,7 @@ START = datetime(2026, 2, 9, tzinfo=BEIJING)
 
 @pytest.mark.parametrize("ambiguous", ["resend", "report"])
 def test_a_few_weeks_under_kills_and_faults_keep_the_contract(tmp_path: Path, ambiguous: str) -> None:
-    options = Options(START, START + timedelta(days=12), branches=3, kills=3, ambiguous=ambiguous, seed=14,
+    options = Options(START, START + timedelta(days=18), branches=3, kills=4, ambiguous=ambiguous, seed=14,
                       faults=3.0, outage_day=None, token_expiries=2)
     outcome = run_year(options, tmp_path)
     figures = outcome.figures

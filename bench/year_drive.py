@@ -93,7 +93,7 @@ class Drive:
             if self.trace is not None:
                 self.trace.write(f"{now.isoformat()} -> {target.isoformat()}\n")
             self._fire_events()
-            if self.rng.random() < self._kill_chance():
+            if self.rng.random() < self._kill_chance() and self._all_listening():
                 self._crash()
             self._route_callbacks()
             # Replies of the coming hour are typed together: fewer jumps, the same year.
@@ -194,6 +194,10 @@ class Drive:
         if first is not None:
             self.crashes.takeovers.append((first - killed_at).total_seconds())
         self._killed = None
+
+    def _all_listening(self) -> bool:
+        """Replicas are killed one at a time: the other has finished starting (as in a rolling failure)."""
+        return all(self.fleet.listening(r) for r in self.fleet.replicas)
 
     def _route_callbacks(self) -> None:
         """WeCom calls one URL; in front of replicas a load balancer sends it to one that is up."""

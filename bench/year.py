@@ -102,8 +102,11 @@ def database(options: Options, folder: Path) -> Iterator[str]:
         url = make_url(options.postgres).update_query_dict({"options": f"-csearch_path={schema}"})
         yield url.render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(options.postgres, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        if options.keep:
+            print(f"the PostgreSQL schema {schema} is kept")
+        else:
+            with psycopg.connect(options.postgres, autocommit=True) as admin:
+                admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def replicas(folder: Path, config: Path, count: int) -> list[Replica]:

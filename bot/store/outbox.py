@@ -172,9 +172,11 @@ UNPLANNED_RULES = ("manual", "alert", "reply")
 def _cancel_vanished(session: Session, wanted: dict[str, PlannedMessage], window_start: datetime,
                      window_end: datetime, now: datetime) -> int:
     # Messages sent by hand and alerts were never part of the plan: a re-plan leaves them alone.
+    # So are rows a newer plan wrote: a replica whose re-plan read the clock before another's (a slow
+    # plan across midnight) must not cancel what the other's later horizon added.
     in_window = select(TABLE.c.id, TABLE.c.key).where(
         TABLE.c.status == "pending", TABLE.c.due_at >= window_start, TABLE.c.due_at < window_end,
-        TABLE.c.rule.not_in(UNPLANNED_RULES), TABLE.c.kind != "alert")
+        TABLE.c.rule.not_in(UNPLANNED_RULES), TABLE.c.kind != "alert", TABLE.c.created_at <= now)
     ids = [row.id for row in session.execute(in_window).all() if row.key not in wanted]
     cancelled = 0
     for batch in _chunks(ids):

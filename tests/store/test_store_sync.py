@@ -75,6 +75,18 @@ def test_vanished_pending_row_is_cancelled_only_inside_the_window(any_store: Sto
     }
 
 
+def test_a_plan_older_than_a_row_does_not_cancel_it(any_store: Store, make) -> None:
+    """Two replicas: one re-plans at 00:00:01 and adds a reminder its new horizon reaches; the other's
+    re-plan, which read the clock at 23:59:58 and commits later, does not know it and must leave it
+    (the year benchmark on PostgreSQL saw 134 meeting reminders cancelled this way)."""
+    due = T0 + timedelta(days=6)
+    sync_plan(any_store, [make("reminder", due)], T0, T0 + WEEK, T0)
+    stale = T0 - timedelta(seconds=3)
+    assert sync_plan(any_store, [], stale, stale + WEEK, stale).cancelled == 0
+    assert only_row(any_store).status == "pending"
+    assert sync_plan(any_store, [], T0, T0 + WEEK, T0).cancelled == 1  # a plan as new as the row decides
+
+
 def test_vanished_rows_that_were_sent_stay_sent(any_store: Store, make) -> None:
     sync_plan(any_store, [make("spring", T0)], T0, T0 + WEEK, T0)
     [claimed] = claim_due(any_store, T0, "w1")

@@ -167,5 +167,5 @@ def test_starting_the_console_hashes_nothing_until_an_unknown_name_logs_in(runti
     accounts.dummy_hash.cache_clear()
     create_console(Flask(__name__), runtime)
     assert accounts.dummy_hash.cache_info().currsize == 0
-    assert accounts.authenticate(runtime.store, "nobody", "whatever-password", runtime.clock.now()) is None
+    assert accounts.authenticate(runtime.store, "nobody", "whatever-password", runtime.clock.now()).account is None
     assert accounts.dummy_hash.cache_info().currsize == 1

@@ -230,7 +230,7 @@ class PathSettings(Strict):
 
 
 class CalendarSettings(Strict):
-    allowed_hosts: list[str] = []  # .ics URLs on these hosts may reach inside addresses (an intranet server)
+    allowed_hosts: list[str] = []  # .ics and holiday_watch URLs on these hosts may reach inside addresses
 
 
 class AdminSettings(Strict):

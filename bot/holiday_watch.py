@@ -5,14 +5,14 @@ configured page (the government's, or an internal mirror) is fetched once a day.
 notice for the missing year found there is kept under ``data/holiday_watch/`` and the
 administrators are alerted with its summary and where to confirm it; it is never applied
 without that confirmation in the console. Fetching goes through ``bot.safe_fetch`` (one deadline,
-a size limit, no redirects to other hosts); the fetch is a parameter so tests and the runtime
-pass theirs.
+a size limit, no redirects to other hosts, no inside address unless ``calendars.allowed_hosts``
+names the host); ``fetch_page`` is the runtime's fetch, and the fetch is a parameter of ``look_once``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import date
 from pathlib import Path
 
@@ -21,10 +21,13 @@ from bot.calendars.holiday_status import holiday_alert
 from bot.calendars.notice_checks import NoticeRefused
 from bot.calendars.notice_import import ImportResult, import_notice
 from bot.errors import BotError
+from bot.safe_fetch import fetch_url
 
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[str], str]  # url → the page's text; raises BotError (our words) when it cannot
+PAGE_TIMEOUT_S = 20.0    # one deadline for the whole fetch, redirects included
+PAGE_MAX_BYTES = 2_000_000  # a notice page is ~100 KB; anything far larger is not one
 
 
 def watched_year(years: Collection[int], today: date) -> int | None:
@@ -88,3 +91,9 @@ def page_text(body: bytes) -> str:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError:
         return body.decode("gb18030", errors="replace")
+
+
+def fetch_page(url: str, allowed_hosts: Iterable[str] = ()) -> str:
+    """The watched page's text, fetched like every URL the service reads (``bot.safe_fetch``)."""
+    fetched = fetch_url(url, allowed_hosts=allowed_hosts, timeout_s=PAGE_TIMEOUT_S, max_bytes=PAGE_MAX_BYTES)
+    return page_text(fetched.body)

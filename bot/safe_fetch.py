@@ -5,7 +5,8 @@ What bounds what:
 - addresses: every address the host resolves to must be public (not private, loopback, link-local,
   shared, reserved or multicast), and the socket's peer is checked again right after it connects,
   so a DNS answer that changes in between (rebinding) is caught before a request is sent. A host the
-  administrator allowed by name (``calendars.allowed_hosts``) skips both checks.
+  administrator allowed by name (``calendars.allowed_hosts``, for calendars and the holiday watch)
+  skips both checks.
 - redirects: followed by hand, at most ``MAX_REDIRECTS``, only to the same host; each hop checked again.
 - time: ONE deadline for the whole fetch. A watchdog shuts the sockets down when it passes, so a
   server trickling a byte every few seconds (in its headers or its body) cannot hold the caller.
@@ -35,7 +36,8 @@ from bot.errors import BotError
 
 MAX_REDIRECTS = 5
 CHUNK = 16_384
-ALLOW_FIX = "如确需访问内网中的日历服务器，由管理员在配置文件 calendars.allowed_hosts 中写明该主机名"
+ALLOW_FIX = ("如确需访问内网中的日历服务器或节假日通知镜像，"
+             "由管理员在配置文件 calendars.allowed_hosts 中写明该主机名")
 _current = threading.local()  # the guard of the fetch running on this thread (requests is synchronous)
 
 
@@ -88,7 +90,7 @@ def _next_hop(current: str, location: str) -> str:
     host = urlsplit(target).hostname or ""
     if host != (urlsplit(current).hostname or ""):
         raise FetchError(f"服务器要求跳转到另一台主机 {host or '（空）'}，为安全起见未跟随。"
-                         "处理办法：直接在 meetings.yaml 中写跳转后的日历地址")
+                         "处理办法：改写为跳转后的地址（日历在 meetings.yaml，节假日通知页在 holiday_watch.url）")
     return target
 
 

@@ -19,7 +19,7 @@ from bot.calendars.notice_import import ImportResult
 from bot.clock import BEIJING
 from bot.delivery.alerts import raise_alert
 from bot.delivery.dispatcher import DISPATCH_LOCK, Dispatcher
-from bot.holiday_watch import Fetch, alert_lines, confirm_advice, look_once
+from bot.holiday_watch import Fetch, alert_lines, confirm_advice, fetch_page, look_once
 from bot.inbox.ledger import cancel_confirmed_nudges
 from bot.inputs import holidays_folder, notices_on_file
 from bot.runtime import Runtime
@@ -37,6 +37,7 @@ TICK_SECONDS = 20
 WATCH_SECONDS = 5
 BUSY_RETRY_SECONDS = 2
 REPLAN_MINUTES = 10
+HOLIDAY_WATCH_AT = {"hour": 9, "minute": 10}  # Beijing time: the alert arrives in office hours
 
 
 class Service:
@@ -111,6 +112,11 @@ class Service:
                         alert_lines(result), confirm_advice(settings.holiday_watch.console_url), [])
         return result
 
+    def look_for_notice(self) -> ImportResult | None:
+        """The daily job: the configured page, fetched safely (inside hosts only if allowed by name)."""
+        hosts = self.runtime.settings().calendars.allowed_hosts
+        return self.watch_holidays(lambda url: fetch_page(url, hosts))
+
     def recover(self) -> None:
         """Rows overdue because no service ran: late within the grace window, else missed.
 
@@ -159,15 +165,21 @@ class Service:
     def start(self) -> None:
         self.start_up()
         scheduler = BackgroundScheduler(timezone=BEIJING, job_defaults=JOB_DEFAULTS)
-        scheduler.add_job(self.cycle, "interval", seconds=TICK_SECONDS, id="tick")
-        scheduler.add_job(self._watch, "interval", seconds=WATCH_SECONDS, id="watch")
-        scheduler.add_job(self.replan, "interval", minutes=REPLAN_MINUTES, id="replan")
+        self.add_jobs(scheduler)
         self.scheduler = scheduler
         scheduler.start()
         watch = getattr(self.runtime.clock, "watch", None)
         if watch is not None:  # a clock moved from outside (benchmarks): follow its jumps at once
             watch(self._on_clock_moved)
         self._wake_now()
+
+    def add_jobs(self, scheduler: BackgroundScheduler) -> None:
+        """The fixed jobs. The holiday watch is always there: it fetches only while holiday_watch.url
+        is set and a year is missing (next year's from 1 October), so a config edit needs no restart."""
+        scheduler.add_job(self.cycle, "interval", seconds=TICK_SECONDS, id="tick")
+        scheduler.add_job(self._watch, "interval", seconds=WATCH_SECONDS, id="watch")
+        scheduler.add_job(self.replan, "interval", minutes=REPLAN_MINUTES, id="replan")
+        scheduler.add_job(self.look_for_notice, "cron", id="holiday_watch", **HOLIDAY_WATCH_AT)
 
     def stop(self) -> None:
         scheduler, self.scheduler = self.scheduler, None  # from here on, no job schedules a wake-up

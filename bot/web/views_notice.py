@@ -23,8 +23,8 @@ from bot.holiday_watch import candidate_path
 from bot.inputs import holidays_folder, notices_on_file, read_notice_text, write_notice_file
 from bot.plan import build_plan, plan_changes
 from bot.web.common import console, mask_secrets, notice, now, record, runtime, settings, today
-from bot.web.notice_calendar import month_grids
 from bot.web.views_calendars import render_calendars
+from bot.web.year_calendar import WEEK_HEADER, notice_grids
 
 MAX_NOTICE_BYTES = 512 * 1024  # a saved news page with its scripts fits; a stray video does not
 
@@ -73,8 +73,8 @@ def notice_preview() -> Any:
         return render_calendars(422, import_error=mask_secrets(str(exc)), import_text=text)
     changes, start, end = _changes(result)
     return render_template("notice_preview.html", result=result, lines=result.summary(), text=text,
-                           digest=_digest(result), grids=month_grids(result.notice), changes=changes,
-                           start=start, end=end, verb=result.verb)
+                           digest=_digest(result), grids=notice_grids(result.notice), week_header=WEEK_HEADER,
+                           changes=changes, start=start, end=end, verb=result.verb)
 
 
 @console.post("/calendars/notice/save")

@@ -1,17 +1,20 @@
-"""The year as month grids for the 日历 page: days off, adjusted working days (调休上班), days only
-provisionally known (the year's arrangement not yet published) and, on each day, the sends planned.
+"""Month grids of days off and adjusted working days (调休上班), the one builder for two pages: the 日历
+year view (also days only provisionally known, and on each day the sends planned) and the preview of
+an imported State Council notice (the months it touches). Both render with ``_month.html``.
 
-Pure: a function of the holiday calendar, the occurrences planned for the year and today.
+Pure: a function of the holiday calendar (or the notice), the occurrences planned and today.
 """
 
 from __future__ import annotations
 
 import calendar as month_calendar
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from bot.calendars.holiday_file import HolidayNotice
 from bot.calendars.holidays import HolidayCalendar
 from bot.calendars.statutory import statutory_days_off
 from bot.clock import BEIJING
@@ -22,16 +25,23 @@ WEEK_HEADER = ("一", "二", "三", "四", "五", "六", "日")
 @dataclass(frozen=True)
 class DayCell:
     day: date
-    css: str        # work | weekend | holiday | adjusted | provisional
-    note: str       # in words, for the tooltip and the day's list
-    sends: int      # messages planned that day (one per occurrence)
-    today: bool
+    css: str          # work | weekend | holiday | adjusted | provisional
+    note: str         # in words, for the tooltip and the day's list
+    sends: int = 0    # messages planned that day (one per occurrence)
+    today: bool = False
+    mark: str = ""    # 休 or 班 written in the cell (the notice preview: no sends to show there)
 
 
 @dataclass(frozen=True)
 class MonthGrid:
-    month: int
+    title: str                          # 2月, or 2027年2月 where the months span years
     weeks: list[list[DayCell | None]]  # Monday first; None pads the first and last week
+
+
+def month_grid(year: int, month: int, title: str, cell: Callable[[date], DayCell]) -> MonthGrid:
+    """THE month grid: Monday-first weeks of ``cell(day)``, padded with None outside the month."""
+    weeks = month_calendar.Calendar(firstweekday=0).monthdatescalendar(year, month)
+    return MonthGrid(title, [[cell(d) if d.month == month else None for d in week] for week in weeks])
 
 
 def day_cell(calendar: HolidayCalendar, day: date, sends: int, today: date) -> DayCell:
@@ -50,13 +60,28 @@ def day_cell(calendar: HolidayCalendar, day: date, sends: int, today: date) -> D
 
 
 def year_grid(calendar: HolidayCalendar, year: int, sends_by_day: dict[date, int], today: date) -> list[MonthGrid]:
-    weeks_of = month_calendar.Calendar(firstweekday=0)
-    months = []
-    for month in range(1, 13):
-        weeks = [[day_cell(calendar, d, sends_by_day.get(d, 0), today) if d.month == month else None for d in week]
-                 for week in weeks_of.monthdatescalendar(year, month)]
-        months.append(MonthGrid(month, weeks))
-    return months
+    def cell(day: date) -> DayCell:
+        return day_cell(calendar, day, sends_by_day.get(day, 0), today)
+    return [month_grid(year, month, f"{month}月", cell) for month in range(1, 13)]
+
+
+def notice_grids(notice: HolidayNotice) -> list[MonthGrid]:
+    """The months with a day off or an adjusted working day in ``notice`` (the import preview)."""
+    off = {d: p.name for p in notice.periods for d in _days(p.first_day, p.last_day)}
+    work = {d for p in notice.periods for d in p.workdays}
+
+    def cell(day: date) -> DayCell:
+        if day in off:
+            return DayCell(day, "holiday", f"{off[day]}放假", mark="休")
+        if day in work:
+            return DayCell(day, "adjusted", "调休上班", mark="班")
+        return DayCell(day, *(("weekend", "休息日") if day.weekday() >= 5 else ("work", "工作日")))
+    months = sorted({(d.year, d.month) for d in (*off, *work)})
+    return [month_grid(year, month, f"{year}年{month}月", cell) for year, month in months]
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
 
 
 def by_day(occurrences: list[Any]) -> dict[date, list[Any]]:

@@ -55,8 +55,8 @@ def test_preview_shows_the_calendar_and_the_plan_changes_and_saves_nothing(admin
     status, page = preview(admin, NEWS_2026)
     assert status == 200 and "预览：新增 2026 年节假日安排" in page
     assert "春节：2月15日（周日）至2月23日（周一），共9天；调休上班：2月14日（周六）、2月28日（周六）" in page
-    assert "<caption>2026年2月</caption>" in page and 'class="work" title="班">14<small>班</small>' in page
-    assert 'class="off" title="春节">16<small>休</small>' in page
+    assert "<caption>2026年2月</caption>" in page and 'class="adjusted" title="调休上班"><span class="day">14<small>班</small>' in page
+    assert 'class="holiday" title="春节放假"><span class="day">16<small>休</small>' in page
     assert "将不再提示" in page and "待国务院通知" in page  # the holiday notices get their dates
     changes = page[page.index('id="plan-changes"'):]
     assert "放假前最后一个工作日2月14日（周六）发送" in changes and "2026-02-14 10:00" in changes

@@ -64,8 +64,8 @@ def test_paste_preview_and_confirm_the_2026_notice(tab: Any, served: tuple[str, 
     tab.click("#notice-import button[type=submit]")
     expect(tab.locator("h1")).to_have_text("预览：新增 2026 年节假日安排")
     february = tab.locator("table.month", has=tab.locator("caption", has_text="2026年2月"))
-    expect(february.locator("td.off")).to_have_count(9)
-    expect(february.locator("td.work")).to_have_count(2)
+    expect(february.locator("td.holiday")).to_have_count(9)
+    expect(february.locator("td.adjusted")).to_have_count(2)
     expect(tab.locator("#plan-changes")).to_contain_text("放假前最后一个工作日2月14日（周六）发送")
     tab.screenshot(path=str(ARTIFACTS / "notice-preview.png"), full_page=True)
     folder = served[1].settings().path("schedules") / "holidays"

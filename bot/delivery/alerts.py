@@ -30,6 +30,9 @@ from bot.templates.render import RenderedMessage, TemplateLibrary
 log = logging.getLogger(__name__)
 
 ALERT_KIND = "alert"
+# Messages addressed to the administrators' chain (admins.targets): one that fails at a target goes to
+# the next at once, so the office hears of failures and overdue studies when its app is blocked.
+ADMIN_KINDS = frozenset({ALERT_KIND, "study_overdue"})
 MAX_LINES = 20
 FAILED_ADVICE = "核对失败原因；群机器人密钥或应用配置有误的，更正配置后在管理后台重新发送"
 UNKNOWN_ADVICE = "请到相应群聊确认消息是否已送达；未送达的，在管理后台重新发送"
@@ -87,14 +90,15 @@ def next_admin(settings: Settings, target: str) -> str | None:
 
 
 def forward_alert(store: Store, settings: Settings, row: DeliveryRow, now: datetime) -> str | None:
-    """An alert that failed at one admin target goes to the next; the target it went to, if any."""
+    """A message to the administrators that failed at one of their targets goes to the next; the target
+    it went to, if any."""
     following = next_admin(settings, row.target)
     if following is None:
         return None
-    message = PlannedMessage(key=delivery_key(ALERT_KIND, row.occurrence, following), rule=ALERT_KIND,
-                             kind=ALERT_KIND, occurrence=row.occurrence, target=following, msgtype=row.msgtype,
-                             title=row.title, text=row.text, due_at=now,
-                             reason=f"告警未能送达 {row.target}，改发下一个管理员推送对象")
+    message = PlannedMessage(key=delivery_key(row.rule, row.occurrence, following), rule=row.rule,
+                             kind=row.kind, occurrence=row.occurrence, item=row.item, target=following,
+                             msgtype=row.msgtype, title=row.title, text=row.text, due_at=now,
+                             reason=f"未能送达 {row.target}，改发下一个管理员推送对象")
     if enqueue(store, [message], now):
         log.warning("告警未能送达 %s（%s），改发 %s", row.target, row.last_error, following)
     return following

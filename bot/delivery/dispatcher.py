@@ -291,8 +291,8 @@ class Dispatcher:
             return "sent", "；".join(outcome.warnings) or None, None
         if outcome.status != "retry":
             return outcome.status, outcome.error, None
-        if row.kind == alerts.ALERT_KIND and alerts.next_admin(self.settings, row.target):
-            return "failed", outcome.error, None  # an alert does not wait: the next admin target gets it now
+        if row.kind in alerts.ADMIN_KINDS and alerts.next_admin(self.settings, row.target):
+            return "failed", outcome.error, None  # it does not wait: the next admin target gets it now
         attempts = self._real_attempts(row)
         if attempts >= max_attempts_for(outcome.errcode, self.settings.delivery.max_attempts):
             return "failed", f"{outcome.error}（已尝试 {attempts} 次）", None
@@ -341,7 +341,7 @@ class Dispatcher:
         return queued
 
     def _is_alert(self, row: DeliveryRow) -> bool:
-        if row.kind != alerts.ALERT_KIND:
+        if row.kind not in alerts.ADMIN_KINDS:
             return False
         if alerts.forward_alert(self.store, self.settings, row, self.clock.now()) is None:
             log.error("告警消息未能送达任何管理员推送对象（最后为 %s）：%s", row.target, row.last_error)

@@ -25,7 +25,7 @@ def template_uses(settings: Settings, name: str) -> list[TemplateUse]:
 def _study_uses(settings: Settings, name: str) -> list[TemplateUse]:
     studies, branches = settings.studies, settings.organisation.branches
     secretaries = tuple(b.secretary_target for b in branches)
-    admins = (settings.admins.target,) if settings.admins.target else ()
+    admins = settings.admin_chain()
     uses = []
     if name == studies.prompt_template:
         uses.append(TemplateUse("学习提醒：学习内容发布时发给各支部书记", secretaries, card=True))
@@ -36,7 +36,7 @@ def _study_uses(settings: Settings, name: str) -> list[TemplateUse]:
     if name == studies.nudge_template:
         uses.append(TemplateUse("学习催办：截止前发给尚未确认的支部书记", secretaries, card=True))
     if name == studies.overdue_template:
-        uses.append(TemplateUse("逾期未学通报：截止时发给管理员", admins))
+        uses.append(TemplateUse("逾期未学通报：截止时发给管理员（按顺序，送达第一个能送达的）", admins))
     return uses
 
 
@@ -47,7 +47,7 @@ def _other_uses(settings: Settings, name: str) -> list[TemplateUse]:
     if name == "announcement":
         return [TemplateUse("通知：schedules/announcements.yaml 中各条通知指定的对象", ())]
     if name == "alert":
-        return [TemplateUse("发送异常告警：发给管理员", (settings.admins.target,) if settings.admins.target else ())]
+        return [TemplateUse("发送异常告警：发给管理员（按顺序，送达第一个能送达的）", settings.admin_chain())]
     if name.startswith("reply_"):
         return [TemplateUse(REPLIES, tuple(b.secretary_target for b in settings.organisation.branches))]
     return []

@@ -110,6 +110,21 @@ def test_an_alert_goes_to_the_next_admin_target_when_the_app_is_blocked(
     assert len(alerts_of(store)) == 2 and len(sim.group_messages(robot_key(9))) == 1
 
 
+def test_the_overdue_report_goes_to_the_next_admin_target_when_the_app_is_blocked(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    settings = make_settings(sim.url, admin=["admin", "g9"])
+    sim.play_tenant(untrusted_ip=True)
+    overdue = delivery("admin", settings, clock.now(), name="s1@overdue", rule="studies", kind="study_overdue",
+                       item="s1", title="逾期未学通报", text="《警示教育通报》第1期：第二党支部逾期未完成")
+    enqueue(store, [overdue], clock.now())
+    run_until_settled(make_dispatcher(settings), clock)
+    rows = [r for r in list_deliveries(store, limit=100, order="asc") if r.kind == "study_overdue"]
+    assert [(r.target, r.status) for r in rows] == [("admin", "failed"), ("g9", "sent")]
+    [message] = sim.group_messages(robot_key(9))
+    assert "第二党支部逾期未完成" in message["text"]["content"]
+    assert rows[1].item == "s1"
+
+
 def test_when_no_admin_target_works_the_console_and_healthz_are_told(
         store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
     settings = make_settings(sim.url, admin=["admin", "g9"])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fakes import csrf_token, post
+from fakes import csrf_token, make_settings, post
 
 from bot.store.audit import recent
 from bot.store.template_versions import current_edits, history
+from bot.web.template_uses import template_uses
 
 NAME = "holiday_integrity"
 
@@ -177,3 +178,10 @@ def test_the_sandbox_refusal_is_said_in_chinese(admin, runtime) -> None:
                      json={"text": text, "sample": "default"}).get_json()
     message = bad["problems"][0]["text"]
     assert "安全沙箱" in message and "unsafe" not in message and "attribute" not in message
+
+
+def test_templates_to_the_administrators_list_every_admin_target_in_order() -> None:
+    settings = make_settings(None, robots=10, admin=["admin", "g9"])
+    for name in ("alert", settings.studies.overdue_template):
+        [use] = template_uses(settings, name)
+        assert use.targets == ("admin", "g9") and "按顺序" in use.rule

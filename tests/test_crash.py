@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -34,13 +35,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def configure(project: Path) -> None:
-    """60 group robots, one announcement to all of them due now."""
+def configure(project: Path, groups: int = GROUPS) -> None:
+    """``groups`` group robots, one announcement to all of them due now."""
     lines = [f"  g{i:02d}: {{type: robot, title: 第{i}群, key: 00000000-0000-0000-0000-0000000000{i:02d}}}"
-             for i in range(GROUPS)]
+             for i in range(groups)]
     text = project.read_text(encoding="utf-8")
     text = text.replace("targets:\n", "targets:\n" + "\n".join(lines) + "\n", 1)
-    text = text.replace("  all_groups: [", f"  many: [{', '.join(f'g{i:02d}' for i in range(GROUPS))}]\n  all_groups: [", 1)
+    text = text.replace("  all_groups: [", f"  many: [{', '.join(f'g{i:02d}' for i in range(groups))}]\n  all_groups: [", 1)
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
     project.write_text(text, encoding="utf-8")
     now = datetime.now(BEIJING)
@@ -121,3 +122,76 @@ def test_sigterm_stops_cleanly(project: Path) -> None:
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+REPORT_GROUPS = 100  # > two claimed batches of the dispatcher's 32 senders, so a kill finds rows claimed but unsent
+LATENCY = 1.0
+
+
+def kill_point(sim: Simulator, store) -> dict[str, int] | None:  # type: ignore[no-untyped-def]
+    """At a moment when every row marked 'sending' is held by the simulator (none between its mark
+    and its request), rows were sent already and rows are claimed but not sent: webhook key → row id.
+
+    Its senders are all waiting for the simulator then, for about LATENCY / 2 more seconds."""
+    arrived = sim.arrivals("/cgi-bin/webhook/send")
+    answered = Counter(r.query["key"] for r in sim.requests("/cgi-bin/webhook/send"))
+    in_flight = [(query["key"], when) for query, when in arrived if not answered[query["key"]]]
+    rows = list_deliveries(store, kind="announcement", limit=1000)
+    sending = {robot_keys()[r.target]: r.id for r in rows if r.status == "sending"}
+    claimed = [r for r in rows if r.status == "pending" and r.lease_until is not None]
+    young = all(time.monotonic() - when < LATENCY / 2 for _, when in in_flight)
+    if in_flight and young and set(sending) == {key for key, _ in in_flight} and claimed \
+            and any(r.status == "sent" for r in rows):
+        return sending
+    return None
+
+
+def robot_keys() -> dict[str, str]:
+    return {f"g{i:02d}": f"00000000-0000-0000-0000-0000000000{i:02d}" for i in range(REPORT_GROUPS)}
+
+
+def test_sigkill_under_report_makes_only_the_sends_in_flight_unknown(project: Path) -> None:
+    configure(project, REPORT_GROUPS)
+    text = project.read_text(encoding="utf-8").replace("ambiguous_robot_send: resend", "ambiguous_robot_send: report")
+    project.write_text(text, encoding="utf-8")
+    sim_settings = simulator_settings(load_settings(project))
+    sim_settings.latency = LATENCY
+    sim = Simulator(sim_settings)
+    url = sim.start()
+    project.write_text(project.read_text(encoding="utf-8").replace("http://127.0.0.1:9000", url), encoding="utf-8")
+    store = open_store(load_settings(project).database_url())
+    process = start_run(project)
+    try:
+        sending: dict[str, int] = {}
+        wait_for(lambda: bool(sending.update(kill_point(sim, store) or {}) or sending), timeout=120)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        reached = {query["key"] for query, _ in sim.arrivals("/cgi-bin/webhook/send")}
+        process = start_run(project)
+        final = lambda: [r for r in list_deliveries(store, kind="announcement", limit=1000)  # noqa: E731
+                         if r.status in ("sent", "unknown")]
+        wait_for(lambda: len(final()) == REPORT_GROUPS, timeout=120)
+        wait_for(lambda: not list_deliveries(store, kind="alert", status="pending", limit=100)
+                 and not list_deliveries(store, kind="alert", status="sending", limit=100), timeout=60)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        rows = {r.target: r for r in list_deliveries(store, kind="announcement", limit=1000)}
+        unknown = {name for name, row in rows.items() if row.status == "unknown"}
+        keys = robot_keys()
+        # Only sends the simulator had received (or was holding) at the kill: the rows 'sending'
+        # then, and at most a send or two that began between that look and the kill itself.
+        assert set(sending) <= {keys[name] for name in unknown} <= reached
+        assert len(unknown) <= len(sending) + 2
+        claimed_unsent = [name for name in rows if keys[name] not in reached]
+        assert claimed_unsent, "rows claimed but never sent at the kill"
+        for name, row in rows.items():
+            if name not in unknown:
+                assert row.status == "sent" and len(sim.group_messages(keys[name])) == 1, name
+        alerts = "\n".join(m["text"]["content"] for m in sim.user_messages("liming") if "text" in m)
+        named = {name for name in unknown if f"→ 第{int(name[1:])}群：" in alerts}
+        assert named == unknown, f"the alert must name every unknown row: {sorted(unknown - named)}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        store.close()
+        sim.stop()

@@ -2,7 +2,7 @@
 
 An alert goes through the outbox like any message (so it is recorded), to the first of the
 administrators' targets (``admins.targets``, in order); when it fails there it goes to the next one
-(``forward_alert``), so an alert survives the channel that failed. A failed alert is never alerted
+(``forwarded_alert``), so an alert survives the channel that failed. A failed alert is never alerted
 about: that would loop. A configuration error is alerted once per cause, target and day, however
 many messages it stops (``raise_configuration_alert``).
 """
@@ -26,6 +26,7 @@ from bot.store.db import Store
 from bot.store.outbox import enqueue
 from bot.store.queries import DeliveryRow
 from bot.templates.render import RenderedMessage, TemplateLibrary
+from bot.wecom.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ ALERT_KIND = "alert"
 # the next at once, so the office hears of failures and overdue studies when its app is blocked.
 ADMIN_KINDS = frozenset({ALERT_KIND, "study_overdue"})
 MAX_LINES = 20
+PART_BYTES = 1400  # of problem lines in one alert; WeCom's text limit is 2,048 bytes
 FAILED_ADVICE = "核对失败原因；群机器人密钥或应用配置有误的，更正配置后在管理后台重新发送"
 UNKNOWN_ADVICE = "请到相应群聊确认消息是否已送达；未送达的，在管理后台重新发送"
 CONFIGURATION_ADVICE = "按上面的处理办法更正企业微信后台或配置文件后，在管理后台「发送记录」中重新发送；同一原因当天不再重复告警"
@@ -42,6 +44,8 @@ MISSED_ADVICE = "服务停止期间错过的消息不会自动补发；如仍需
 
 def problem_line(row: DeliveryRow, reason: str | None, settings: Settings) -> str:
     label = KIND_LABELS.get(row.kind, row.kind)
+    if row.title and row.title != label:  # the title names which message it was
+        label += f"“{row.title}”"
     return f"{label} → {target_title(row.target, settings.all_targets())}：{reason or '原因不明'}"
 
 
@@ -49,38 +53,87 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
                 advice: str, about: Sequence[DeliveryRow], occurrence: str | None = None) -> int:
     """Queue one alert to the first admin target, due now; the number queued (0 without one, or
     when this occurrence was alerted already)."""
+    messages = alert_messages(settings, now, title, lines, advice, about, occurrence)
+    inserted = enqueue(store, messages, now) if messages else 0
+    if inserted:  # the same alert again (same title, lines and rows) is not queued twice
+        log.info("已加入告警，发往 %s：%s", messages[0].target, title)
+    return inserted
+
+
+def alert_messages(settings: Settings, now: datetime, title: str, lines: Sequence[str], advice: str,
+                   about: Sequence[DeliveryRow], occurrence: str | None = None) -> list[PlannedMessage]:
+    """The alert as a message to queue (none without an admin target); its key is the same for the
+    same title, lines and row attempts, so queueing it again is a no-op."""
     chain = [name for name in settings.admin_chain() if name in settings.all_targets()]
     if not chain:
         log.warning("未配置 admins.targets，告警未发送：%s（%d 条）", title, len(lines))
-        return 0
+        return []
     message = render_alert(settings, title, lines, advice)
     if occurrence is None:
         seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + title + "\n".join(lines)
         occurrence = "alert:" + hashlib.sha256(seed.encode()).hexdigest()[:20]
-    inserted = enqueue(store, [_alert_message(chain[0], occurrence, message, now)], now)
-    if inserted:  # the same alert again (same title, lines and rows) is not queued twice
-        log.info("已加入告警，发往 %s：%s", chain[0], title)
-    return inserted
+    return [_alert_message(chain[0], occurrence, message, now)]
 
 
-def raise_configuration_alerts(store: Store, settings: Settings, now: datetime,
-                               failures: Sequence[tuple[DeliveryRow, str | None, int | None]]) -> int:
+def problem_alerts(settings: Settings, now: datetime, title: str, problems: Sequence[tuple[DeliveryRow, str | None]],
+                   advice: str) -> list[PlannedMessage]:
+    """Alerts naming every row, in parts that each fit one message (none cut to "另有 N 条")."""
+    lines = [problem_line(row, reason, settings) for row, reason in problems]
+    parts = _parts(lines)
+    messages, start = [], 0
+    for number, part in enumerate(parts, 1):
+        suffix = f"（{number}/{len(parts)}）" if len(parts) > 1 else ""
+        about = [row for row, _ in problems[start:start + len(part)]]
+        messages += alert_messages(settings, now, f"{len(problems)} {title}{suffix}", part, advice, about)
+        start += len(part)
+    return messages
+
+
+def _parts(lines: Sequence[str]) -> list[list[str]]:
+    """Up to MAX_LINES lines and PART_BYTES bytes a part: the title and advice fit in the rest of 2,048."""
+    parts: list[list[str]] = [[]]
+    for line in lines:
+        size = sum(len(kept.encode()) + 3 for kept in parts[-1])
+        if parts[-1] and (len(parts[-1]) == MAX_LINES or size + len(line.encode()) > PART_BYTES):
+            parts.append([])
+        parts[-1].append(line)
+    return parts if lines else []
+
+
+def outcome_alerts(settings: Settings, now: datetime,
+                   problems: Sequence[tuple[DeliveryRow, str, str | None, Outcome | None]]) -> list[PlannedMessage]:
+    """The alerts about failed and unknown outcomes (row, status, reason, outcome) of one record."""
+    messages = [m for row, _, reason, _ in problems if row.kind in ADMIN_KINDS
+                if (m := forwarded_alert(settings, row, reason, now)) is not None]
+    problems = [p for p in problems if p[0].kind not in ADMIN_KINDS]  # never an alert about an alert
+    configuration = [(row, reason, o.errcode) for row, _, reason, o in problems if o and o.configuration]
+    messages += configuration_alerts(settings, now, configuration)
+    problems = [p for p in problems if not (p[3] and p[3].configuration)]
+    for status, title, advice in (("failed", "条消息发送失败", FAILED_ADVICE),
+                                  ("unknown", "条消息发送结果不明", UNKNOWN_ADVICE)):
+        messages += problem_alerts(settings, now, title, [(r, why) for r, s, why, _ in problems if s == status],
+                                   advice)
+    return messages
+
+
+def configuration_alerts(settings: Settings, now: datetime,
+                         failures: Sequence[tuple[DeliveryRow, str | None, int | None]]) -> list[PlannedMessage]:
     """Failures (row, reason, errcode) that retrying cannot cure: one alert per (cause, target)."""
     by_cause: dict[tuple[int | None, str], list[tuple[DeliveryRow, str | None]]] = defaultdict(list)
     for row, reason, errcode in failures:
         by_cause[(errcode, row.target)].append((row, reason))
-    return sum(raise_configuration_alert(store, settings, now, target, chosen[0][1] or "", errcode,
-                                         [row for row, _ in chosen])
-               for (errcode, target), chosen in by_cause.items())
+    return [message for (errcode, target), chosen in by_cause.items()
+            for message in configuration_alert(settings, now, target, chosen[0][1] or "", errcode,
+                                               [row for row, _ in chosen])]
 
 
-def raise_configuration_alert(store: Store, settings: Settings, now: datetime, target: str, reason: str,
-                              errcode: int | None, rows: Sequence[DeliveryRow]) -> int:
+def configuration_alert(settings: Settings, now: datetime, target: str, reason: str,
+                        errcode: int | None, rows: Sequence[DeliveryRow]) -> list[PlannedMessage]:
     """One alert per (cause, target) and day: fifty messages stopped by one untrusted IP are one alert."""
     title = f"推送对象「{target_title(target, settings.all_targets())}」配置有误，消息无法发送"
     lines = [problem_line(row, reason, settings) for row in rows]
     occurrence = f"config:{errcode}:{target}:{now.astimezone(BEIJING):%Y-%m-%d}"
-    return raise_alert(store, settings, now, title, lines, CONFIGURATION_ADVICE, rows, occurrence)
+    return alert_messages(settings, now, title, lines, CONFIGURATION_ADVICE, rows, occurrence)
 
 
 def next_admin(settings: Settings, target: str) -> str | None:
@@ -89,19 +142,18 @@ def next_admin(settings: Settings, target: str) -> str | None:
     return chain[chain.index(target) + 1] if target in chain[:-1] else None
 
 
-def forward_alert(store: Store, settings: Settings, row: DeliveryRow, now: datetime) -> str | None:
-    """A message to the administrators that failed at one of their targets goes to the next; the target
-    it went to, if any."""
+def forwarded_alert(settings: Settings, row: DeliveryRow, reason: str | None, now: datetime) -> PlannedMessage | None:
+    """A message to the administrators that failed at one of their targets goes to the next: the
+    message to it, if there is one."""
     following = next_admin(settings, row.target)
     if following is None:
+        log.error("告警消息未能送达任何管理员推送对象（最后为 %s）：%s", row.target, reason)
         return None
-    message = PlannedMessage(key=delivery_key(row.rule, row.occurrence, following), rule=row.rule,
-                             kind=row.kind, occurrence=row.occurrence, item=row.item, target=following,
-                             msgtype=row.msgtype, title=row.title, text=row.text, due_at=now,
-                             reason=f"未能送达 {row.target}，改发下一个管理员推送对象")
-    if enqueue(store, [message], now):
-        log.warning("告警未能送达 %s（%s），改发 %s", row.target, row.last_error, following)
-    return following
+    log.warning("告警未能送达 %s（%s），改发 %s", row.target, reason, following)
+    return PlannedMessage(key=delivery_key(row.rule, row.occurrence, following), rule=row.rule,
+                          kind=row.kind, occurrence=row.occurrence, item=row.item, target=following,
+                          msgtype=row.msgtype, title=row.title, text=row.text, due_at=now,
+                          reason=f"未能送达 {row.target}，改发下一个管理员推送对象")
 
 
 def _alert_message(name: str, occurrence: str, message: RenderedMessage, now: datetime) -> PlannedMessage:

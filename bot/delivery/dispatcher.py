@@ -37,9 +37,9 @@ from bot.delivery.channels import RobotChannel, channel_for
 from bot.delivery.pacing import DEFERRED, LEASE_RAN_OUT, MEMBER_DEFERRED, Pacer
 from bot.errors import DeliveryError
 from bot.formatting import STATUS_LABELS, target_title
-from bot.occurrence import KIND_LABELS
+from bot.occurrence import KIND_LABELS, PlannedMessage
 from bot.store.db import Store, try_leader_lock
-from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes
+from bot.store.outbox import AttemptOutcome, FollowUp, begin_send, claim_due, record_outcomes_and_queue
 from bot.store.queries import DeliveryRow, next_claimable_at
 from bot.wecom.http import pooled_session
 from bot.wecom.outcomes import Outcome, max_attempts_for
@@ -102,18 +102,6 @@ class _Result:
         return self.outcome is None
 
 
-@dataclass(frozen=True)
-class _Problem:
-    row: DeliveryRow
-    status: str
-    reason: str | None
-    outcome: Outcome | None = None
-
-    @property
-    def configuration(self) -> bool:
-        return self.outcome is not None and self.outcome.configuration
-
-
 class Dispatcher:
     def __init__(self, store: Store, settings: Settings, clock: Clock, *, session: requests.Session | None = None,
                  max_workers: int = 32, worker_id: str | None = None, sleep: Callable[[float], None] = time.sleep,
@@ -162,19 +150,19 @@ class Dispatcher:
             if not rows:
                 break
             log.debug("claimed %d deliveries", len(rows))
-            problems = self._send_batch(rows, now, tally)
-            tally.counts["alerts"] += self._alert_problems(problems)
+            self._send_batch(rows, now, tally)
         report = tally.report()
         if report != DispatchReport():
             log.debug("dispatch pass: %s", report)
         return report
 
-    def _send_batch(self, rows: list[DeliveryRow], claimed_at: datetime, tally: _Tally) -> list[_Problem]:
+    def _send_batch(self, rows: list[DeliveryRow], claimed_at: datetime, tally: _Tally) -> None:
         """Lanes send in the pool; this thread records their results (SQLite has one writer).
 
         It records whatever is ready in one transaction, then waits for the next: under load the
         batches grow by themselves, and an outcome is never held longer than one commit (a sent
-        row not yet recorded is a duplicate after a crash).
+        row not yet recorded is a duplicate after a crash). The alerts about failed and unknown
+        outcomes are queued in the transaction that records them.
         """
         results: queue.SimpleQueue[_Result | None] = queue.SimpleQueue()
         self.pacer.forget_claimable(rows, claimed_at)
@@ -184,14 +172,10 @@ class Dispatcher:
             self.pool.submit(self._run_lane, lane, results)
         deferred = [_Result(row, "retry", DEFERRED, at) for _, waiting in paced for row, at in waiting]
         self._record(deferred, tally)  # while the lanes send
-        problems: list[_Problem] = []
         open_lanes = len(lanes)
         while open_lanes:
             ready, open_lanes = _take_ready(results, open_lanes)
-            for result, status in zip(ready, self._record(ready, tally), strict=True):
-                if status in ("failed", "unknown"):
-                    problems.append(_Problem(result.row, result.status, result.error, result.outcome))
-        return problems
+            self._record(ready, tally)
 
     def _run_lane(self, lane: list[DeliveryRow], results: queue.SimpleQueue[_Result | None]) -> None:
         key = self.pacer.robot_key(lane[0])
@@ -229,10 +213,13 @@ class Dispatcher:
         if (wait := self.pacer.reserve_members(row, self.request_timeout)) > 0:
             return _Result(row, "retry", MEMBER_DEFERRED, now + timedelta(seconds=wait))
         outcome = self._attempt(row)
+        if outcome is None:
+            return _Result(row, "retry", LEASE_RAN_OUT, now)
         status, error, next_at = self._decide(row, outcome, self.clock.now())
         return _Result(row, status, error, next_at, outcome)
 
-    def _attempt(self, row: DeliveryRow) -> Outcome:
+    def _attempt(self, row: DeliveryRow) -> Outcome | None:
+        """The outcome of sending ``row``; None when its claim was lost before the send began."""
         target = self._targets.get(row.target)
         if target is None:
             return Outcome("failed", f"推送对象 {row.target} 已不在配置中")
@@ -240,10 +227,14 @@ class Dispatcher:
             channel = channel_for(target, self.settings, self.session)
         except DeliveryError as exc:
             return Outcome("failed", str(exc))
+        if self._reports_ambiguity(row) and isinstance(channel, RobotChannel):
+            return Outcome("unknown", AMBIGUOUS)
+        # 'sending' only now, just before this row's HTTP call: after a crash, only the rows
+        # marked so may have reached WeCom; the rest of the claimed batch is sent after the restart.
+        if not begin_send(self.store, row, self.worker, self.clock.now(), self.lease_seconds):
+            return None
         if not isinstance(channel, RobotChannel):
             return channel.send(row)
-        if self._reports_ambiguity(row):
-            return Outcome("unknown", AMBIGUOUS)
         started = self.pacer.limiter.now()
         outcome = channel.send(row)
         blocked_for = self._scaled(outcome.retry_after) if outcome.retry_after else None
@@ -264,7 +255,9 @@ class Dispatcher:
         if not results:
             return []
         outcomes = [_attempt_outcome(result) for result in results]
-        written = record_outcomes(self.store, outcomes, self.clock.now())
+        written, queued = record_outcomes_and_queue(self.store, outcomes, self.clock.now(), self._alerts_for(results))
+        with tally.lock:
+            tally.counts["alerts"] += queued
         return [self._account(result, ok, tally) for result, ok in zip(results, written, strict=True)]
 
     def _account(self, result: _Result, recorded: bool, tally: _Tally) -> str:
@@ -323,29 +316,23 @@ class Dispatcher:
         else:
             log.info("未发送 %s（第 %d 次）：%s，%s", what, row.attempts, STATUS_LABELS.get(status, status), error)
 
-    # ---- alerts and cancellations -----------------------------------------------------------
+    # ---- alerts ------------------------------------------------------------------------------
 
-    def _alert_problems(self, problems: Sequence[_Problem]) -> int:
-        problems = [p for p in problems if not self._is_alert(p.row)]
-        queued = alerts.raise_configuration_alerts(
-            self.store, self.settings, self.clock.now(),
-            [(p.row, p.reason, p.outcome.errcode) for p in problems if p.outcome and p.configuration])
-        problems = [p for p in problems if not p.configuration]
-        for status, title, advice in (("failed", "条消息发送失败", alerts.FAILED_ADVICE),
-                                      ("unknown", "条消息发送结果不明", alerts.UNKNOWN_ADVICE)):
-            chosen = [p for p in problems if p.status == status]
-            if chosen:
-                lines = [alerts.problem_line(p.row, p.reason, self.settings) for p in chosen]
-                queued += alerts.raise_alert(self.store, self.settings, self.clock.now(), f"{len(chosen)} {title}",
-                                             lines, advice, [p.row for p in chosen])
-        return queued
+    def _alerts_for(self, results: Sequence[_Result]) -> FollowUp:
+        """The alerts about these results' failed and unknown outcomes, for the recording transaction.
 
-    def _is_alert(self, row: DeliveryRow) -> bool:
-        if row.kind not in alerts.ADMIN_KINDS:
-            return False
-        if alerts.forward_alert(self.store, self.settings, row, self.clock.now()) is None:
-            log.error("告警消息未能送达任何管理员推送对象（最后为 %s）：%s", row.target, row.last_error)
-        return True
+        Rendered before it (a render must not hold the write lock); again only if some outcome
+        turned out stale.
+        """
+        chosen = [i for i, r in enumerate(results) if r.status in ("failed", "unknown") and not r.deferral]
+        problems = [(results[i].row, results[i].status, results[i].error, results[i].outcome) for i in chosen]
+        now = self.clock.now()
+        ready = alerts.outcome_alerts(self.settings, now, problems)
+
+        def follow_up(written: list[bool]) -> list[PlannedMessage]:
+            kept = [p for p, i in zip(problems, chosen, strict=True) if written[i]]
+            return ready if len(kept) == len(problems) else alerts.outcome_alerts(self.settings, now, kept)
+        return follow_up
 
     def alert_missed(self, rows: Sequence[DeliveryRow]) -> int:
         """Tell the administrators about rows recovery marked missed; the number of alerts queued."""

@@ -134,6 +134,8 @@ class Simulator:
             abort(404)
         call = Call(request.args.to_dict(), request.get_data(), request.remote_addr or "127.0.0.1",
                     request.files.to_dict())
+        with self.world.lock:  # a request in flight is one that arrived and is not answered yet
+            self.world.arrived.append((path, call.query, self.world.clock()))
         if self.settings.latency:
             time.sleep(self.settings.latency)
         fault = self._claim_fault(path)
@@ -196,6 +198,11 @@ class Simulator:
     def requests(self, path: str | None = None) -> list[RecordedRequest]:
         with self.world.lock:
             return [r for r in self.world.recorded if path is None or r.path == path]
+
+    def arrivals(self, path: str) -> list[tuple[dict[str, str], float]]:
+        """(query, when) of each request to ``path`` as it arrived, before the simulated latency."""
+        with self.world.lock:
+            return [(query, when) for at, query, when in self.world.arrived if at == path]
 
     def group_messages(self, key_or_group: str) -> list[dict[str, Any]]:
         key = self.robot_key(key_or_group)

@@ -45,7 +45,8 @@ class World:
         self.wall_clock = wall_clock  # stamps what the simulator shows and records
         self.lock = threading.RLock()
         self._seq = 0
-        self.recorded: list[RecordedRequest] = []
+        self.recorded: list[RecordedRequest] = []  # on answering
+        self.arrived: list[tuple[str, dict[str, str], float]] = []  # (path, query, when) on arrival
         self.dropped: list[dict[str, Any]] = []
         self.faults: dict[str, list[Fault]] = defaultdict(list)
         self.tenant = Tenant()

@@ -1,10 +1,13 @@
 """The outbox: the database's record of every message that is due, and of what became of it.
 
 A row moves pending → sending → sent | retry | failed | unknown; pending → missed | cancelled |
-skipped. A worker claims rows under a lease (``claim_due``) just before the HTTP call and records
-the outcome with the attempt number it claimed (``record_outcomes``, many rows in one
-transaction), so a stale worker whose lease expired cannot overwrite a newer attempt. A row whose
-lease expired while ``sending`` (the worker died) is claimed again and marked ``resent``.
+skipped. A worker claims a batch of rows under a lease (``claim_due``: attempt + 1, the status
+stays 'pending' or 'retry'), marks each one 'sending' immediately before ITS HTTP call
+(``begin_send``) and records the outcome with the attempt number it claimed (``record_outcomes``,
+many rows in one transaction, with the alerts about them), so a stale worker whose lease expired
+cannot overwrite a newer attempt. After a crash only a row left ``sending`` may have reached
+WeCom: it is claimed again and marked ``resent``; a row claimed but never started is simply
+claimed again when its lease ends (at once at start-up, ``end_sending_leases``).
 
 This module writes rows; the row snapshot (``DeliveryRow``) and the console's reads are
 ``bot.store.queries``.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -32,9 +35,11 @@ from bot.store.queries import DeliveryRow
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+FollowUp = Callable[[list[bool]], Sequence[PlannedMessage]]
 TABLE = Delivery.__table__
 BATCH = 1000
 CLAIMABLE = ("pending", "retry")
+LEASED = ("sending", *CLAIMABLE)  # a claimed row keeps its status until its send begins
 OUTCOMES = ("sent", "retry", "failed", "unknown")
 ADMIN_FROM = ("pending", "retry", "failed", "missed")
 RETRYABLE = ("failed", "missed", "unknown")
@@ -188,7 +193,8 @@ def _cancel_vanished(session: Session, wanted: dict[str, PlannedMessage], window
 
 def claim_due(store: Store, now: datetime, worker: str, limit: int = 100,
               lease_seconds: int = 60) -> list[DeliveryRow]:
-    """Lease up to ``limit`` due rows to ``worker``: status 'sending', attempts + 1."""
+    """Lease up to ``limit`` due rows to ``worker``: attempts + 1, not yet 'sending' (``begin_send``);
+    a row abandoned while 'sending' becomes 'retry' and ``resent`` (it may have reached WeCom)."""
     require_aware(now, "now")
     with store.session() as session:
         # PostgreSQL skips rows another claimer holds; SQLite's BEGIN IMMEDIATE serialises claimers.
@@ -200,7 +206,8 @@ def claim_due(store: Store, now: datetime, worker: str, limit: int = 100,
             return []
         claimed = session.scalars(
             update(Delivery).where(Delivery.id.in_(ids))
-            .values(status="sending", attempts=Delivery.attempts + 1, worker=worker,
+            .values(status=case((Delivery.status == "sending", "retry"), else_=Delivery.status),
+                    attempts=Delivery.attempts + 1, worker=worker,
                     lease_until=now + timedelta(seconds=lease_seconds), updated_at=now,
                     resent=case((Delivery.status == "sending", True), else_=Delivery.resent))
             .returning(Delivery).execution_options(synchronize_session=False)
@@ -209,9 +216,20 @@ def claim_due(store: Store, now: datetime, worker: str, limit: int = 100,
     return sorted(rows, key=lambda r: (r.due_at, r.id))
 
 
+def begin_send(store: Store, row: DeliveryRow, worker: str, now: datetime, lease_seconds: int) -> bool:
+    """Mark one claimed row 'sending' right before its HTTP call, leased anew for that send; False if
+    the claim is lost: the lease ran out (another worker may hold the row), or it was cancelled meanwhile."""
+    statement = (update(TABLE).where(TABLE.c.id == row.id, TABLE.c.attempts == row.attempts, TABLE.c.worker == worker,
+                                     TABLE.c.status.in_(CLAIMABLE), TABLE.c.lease_until > require_aware(now, "now"))
+                 .values(status="sending", lease_until=now + timedelta(seconds=lease_seconds), updated_at=now))
+    with store.session() as session:
+        return session.execute(statement).rowcount == 1
+
+
 def _claimable(now: datetime) -> ColumnElement[bool]:
     due = and_(Delivery.status.in_(CLAIMABLE), Delivery.due_at <= now,
-               or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
+               or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+               or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now))
     abandoned = and_(Delivery.status == "sending",
                      or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now))
     return or_(due, abandoned)
@@ -241,11 +259,12 @@ def _typed(name: str) -> Any:
     return bindparam(f"b_{name}", type_=TABLE.c[name].type)
 
 
-# Guarded like a single record: only the attempt that is current and still 'sending' is written.
+# Guarded like a single record: only the attempt that is current and still leased is written
+# (claimed, or 'sending'); recording ends the lease, so an attempt is recorded once.
 _RECORD = (
     update(TABLE)
     .where(TABLE.c.id == bindparam("b_id"), TABLE.c.attempts == bindparam("b_attempt"),
-           TABLE.c.status == "sending")
+           or_(*(TABLE.c.status == status for status in LEASED)), TABLE.c.lease_until.is_not(None))
     .values({**{c: _typed(c) for c in ("status", "last_error", "errcode", "msgid", "response_code",
                                        "next_attempt_at", "updated_at")},
              "lease_until": None, "sent_at": func.coalesce(_typed("sent_at"), TABLE.c.sent_at)})
@@ -253,20 +272,23 @@ _RECORD = (
 
 
 def record_outcome(store: Store, delivery_id: int, attempt: int, *, status: str, now: datetime,
-                   error: str | None = None, errcode: int | None = None, msgid: str | None = None,
-                   response_code: str | None = None, next_attempt_at: datetime | None = None,
-                   errmsg: str | None = None) -> bool:
-    """Record how attempt ``attempt`` ended; False if that attempt is no longer the current one."""
-    outcome = AttemptOutcome(delivery_id, attempt, status, error, errcode, msgid, response_code, next_attempt_at,
-                             errmsg)
-    return record_outcomes(store, [outcome], now)[0]
+                   **details: Any) -> bool:
+    """Record how attempt ``attempt`` ended (``details``: AttemptOutcome's); False if it is no longer current."""
+    return record_outcomes(store, [AttemptOutcome(delivery_id, attempt, status, **details)], now)[0]
 
 
 def record_outcomes(store: Store, outcomes: Sequence[AttemptOutcome], now: datetime) -> list[bool]:
     """Record many outcomes in one transaction; for each, False if its attempt is no longer current."""
+    return record_outcomes_and_queue(store, outcomes, now, lambda _: [])[0]
+
+
+def record_outcomes_and_queue(store: Store, outcomes: Sequence[AttemptOutcome], now: datetime,
+                              follow_up: FollowUp) -> tuple[list[bool], int]:
+    """``record_outcomes``, queueing in the same transaction what ``follow_up`` makes of that list (the
+    alerts about these outcomes: never one without the other); and the number of messages inserted."""
     require_aware(now, "now")
     if not outcomes:
-        return []
+        return [], 0
     with store.session() as session:
         current = _current_attempts(session, [o.delivery_id for o in outcomes])
         started = [_started_at(current, outcome) for outcome in outcomes]
@@ -275,17 +297,19 @@ def record_outcomes(store: Store, outcomes: Sequence[AttemptOutcome], now: datet
             session.execute(_RECORD, params)
         add_attempts(session, [_attempt_row(o, at, now) for o, at in zip(outcomes, started, strict=True)
                                if at and o.attempted])
-    return [at is not None for at in started]
+        messages = follow_up([at is not None for at in started])
+        inserted = _write(session, store.dialect, _by_key(messages), now)[0] if messages else 0
+    return [at is not None for at in started], inserted
 
 
 def _started_at(current: dict[int, tuple[int, datetime]], outcome: AttemptOutcome) -> datetime | None:
-    """When the attempt was claimed, if it is the current one; the first outcome of an attempt wins, as it
+    """When the attempt began, if it is the current one; the first outcome of an attempt wins, as it
     would one transaction at a time."""
-    attempt, claimed_at = current.get(outcome.delivery_id, (None, None))
+    attempt, began_at = current.get(outcome.delivery_id, (None, None))
     if attempt != outcome.attempt:
         return None
     del current[outcome.delivery_id]
-    return claimed_at
+    return began_at
 
 
 def _attempt_row(outcome: AttemptOutcome, started_at: datetime, now: datetime) -> dict[str, Any]:
@@ -295,7 +319,8 @@ def _attempt_row(outcome: AttemptOutcome, started_at: datetime, now: datetime) -
 
 
 def _current_attempts(session: Session, ids: list[int]) -> dict[int, tuple[int, datetime]]:
-    """Row id → (attempt, when it was claimed), for the rows still 'sending', locked until the transaction ends.
+    """Row id → (attempt, when it was claimed or began sending), for the rows still leased, locked
+    until the transaction ends.
 
     SQLite's write transaction (BEGIN IMMEDIATE) already excludes every other writer; on
     PostgreSQL ``FOR UPDATE`` (in id order, so two recorders cannot deadlock) keeps these rows
@@ -304,7 +329,8 @@ def _current_attempts(session: Session, ids: list[int]) -> dict[int, tuple[int, 
     found: dict[int, tuple[int, datetime]] = {}
     for batch in _chunks(sorted(set(ids))):
         statement = (select(TABLE.c.id, TABLE.c.attempts, TABLE.c.updated_at)
-                     .where(TABLE.c.id.in_(batch), TABLE.c.status == "sending").order_by(TABLE.c.id).with_for_update())
+                     .where(TABLE.c.id.in_(batch), TABLE.c.status.in_(LEASED), TABLE.c.lease_until.is_not(None))
+                     .order_by(TABLE.c.id).with_for_update())
         found.update((row.id, (row.attempts, row.updated_at)) for row in session.execute(statement))
     return found
 
@@ -371,9 +397,9 @@ def take_response_code(store: Store, delivery_id: int, code: str) -> bool:
 
 
 def end_sending_leases(store: Store, now: datetime) -> int:
-    """Every row left 'sending' is claimable at once (the caller holds the dispatch lock)."""
+    """Every row left leased (claimed or 'sending') is claimable at once (the caller holds the dispatch lock)."""
     with store.session() as session:
-        result = session.execute(update(Delivery).where(Delivery.status == "sending")
+        result = session.execute(update(Delivery).where(Delivery.status.in_(LEASED), Delivery.lease_until > now)
                                  .values(lease_until=now).execution_options(synchronize_session=False))
         return result.rowcount or 0
 

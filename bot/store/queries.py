@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select
 
 from bot.store.db import Store
 from bot.store.models import STATUSES, Delivery, require_aware
@@ -160,14 +160,19 @@ def next_claimable_at(store: Store) -> datetime | None:
     """When the next row becomes claimable (due, retry time, or an abandoned lease)."""
     d = Delivery
     queries = [
-        select(func.min(d.due_at)).where(d.status == "pending"),
-        select(func.min(func.coalesce(d.next_attempt_at, d.due_at))).where(d.status == "retry"),
+        # A claimed row (leased, not yet 'sending') is claimable again when its lease ends.
+        select(func.min(_later(d.due_at, d.lease_until))).where(d.status == "pending"),
+        select(func.min(_later(func.coalesce(d.next_attempt_at, d.due_at), d.lease_until))).where(d.status == "retry"),
         select(func.min(d.lease_until)).where(d.status == "sending"),
     ]
     with store.session(readonly=True) as session:
         found = [_aware(session.execute(q).scalar()) for q in queries]
     candidates = [at for at in found if at is not None]
     return min(candidates) if candidates else None
+
+
+def _later(at: Any, lease: Any) -> Any:
+    return case((and_(lease.is_not(None), lease > at), lease), else_=at)
 
 
 def _aware(value: datetime | None) -> datetime | None:

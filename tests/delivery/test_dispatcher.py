@@ -26,7 +26,7 @@ from bot.simulator import Simulator
 from bot.store.attempts import attempts_of
 from bot.store.db import Store, try_leader_lock
 from bot.store.models import Confirmation
-from bot.store.outbox import claim_due, record_outcome
+from bot.store.outbox import begin_send, claim_due, record_outcome
 from bot.store.queries import get_delivery, list_deliveries
 
 MakeDispatcher = Callable[..., Dispatcher]
@@ -232,6 +232,7 @@ def test_a_crashed_send_is_re_sent_marked_resent_and_a_stale_attempt_cannot_over
     settings = make_settings(sim.url)
     enqueue(any_store, [delivery("g8", settings, clock.now())], clock.now())
     [crashed] = claim_due(any_store, clock.now(), "dead-worker", lease_seconds=60)
+    assert begin_send(any_store, crashed, "dead-worker", clock.now(), lease_seconds=60)  # then it died
     clock.advance(61)
     assert make_dispatcher(settings, on=any_store).dispatch_due().sent == 1
     row = get_delivery(any_store, crashed.id)
@@ -246,6 +247,7 @@ def test_at_start_a_row_left_sending_is_released_only_when_nobody_is_dispatching
     settings = make_settings(sim.url)
     enqueue(any_store, [delivery("g9", settings, clock.now())], clock.now())
     [orphan] = claim_due(any_store, clock.now(), "dead-worker", lease_seconds=600)
+    assert begin_send(any_store, orphan, "dead-worker", clock.now(), lease_seconds=600)
     with try_leader_lock(any_store, DISPATCH_LOCK):  # a replica mid-pass: the row may be its
         assert release_orphaned_sends(any_store, clock.now()) == 0
     assert release_orphaned_sends(any_store, clock.now()) == 1  # nobody dispatching: it is an orphan
@@ -258,7 +260,8 @@ def test_an_ambiguous_robot_send_is_reported_when_the_config_says_so(
         store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
     settings = make_settings(sim.url, ambiguous_robot_send="report")
     enqueue(store, [delivery("g9", settings, clock.now())], clock.now())
-    claim_due(store, clock.now(), "dead-worker", lease_seconds=60)
+    [crashed] = claim_due(store, clock.now(), "dead-worker", lease_seconds=60)
+    assert begin_send(store, crashed, "dead-worker", clock.now(), lease_seconds=60)
     clock.advance(61)
     report = make_dispatcher(settings).dispatch_due()
     assert report.unknown_keys == ("holiday|spring|g9",)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bot.clock import BEIJING
 from bot.store.db import Store
 from bot.store.models import Delivery
-from bot.store.outbox import claim_due, record_outcome, recover_overdue, sync_plan
+from bot.store.outbox import begin_send, claim_due, record_outcome, recover_overdue, sync_plan
 from bot.store.queries import get_delivery, list_deliveries
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)
@@ -27,7 +27,7 @@ def test_claim_respects_the_due_time(any_store: Store, make) -> None:
     plan(any_store, make, T0, T0 + SECOND)
     assert claim_due(any_store, T0 - SECOND, "w1") == []
     [first] = claim_due(any_store, T0, "w1")
-    assert (first.occurrence, first.status, first.attempts, first.worker) == ("n0", "sending", 1, "w1")
+    assert (first.occurrence, first.status, first.attempts, first.worker) == ("n0", "pending", 1, "w1")
     assert first.lease_until == T0 + timedelta(seconds=60)
     assert [r.occurrence for r in claim_due(any_store, T0 + SECOND, "w1")] == ["n1"]
 
@@ -83,12 +83,14 @@ def test_postgresql_claims_skip_rows_locked_by_another_claimer(pg_schema_url: st
         assert [r.occurrence for r in result] == ["n1", "n2"]
 
 
-def test_expired_lease_is_claimed_again_and_marked_resent(any_store: Store, make) -> None:
-    plan(any_store, make, T0)
-    [first] = claim_due(any_store, T0, "w1", lease_seconds=60)
+def test_expired_lease_is_claimed_again_and_marked_resent_if_its_send_began(any_store: Store, make) -> None:
+    plan(any_store, make, T0, T0)
+    first, other = claim_due(any_store, T0, "w1", lease_seconds=60)
+    assert begin_send(any_store, first, "w1", T0, lease_seconds=60)
     assert claim_due(any_store, T0 + timedelta(seconds=59), "w2") == []
-    [again] = claim_due(any_store, T0 + timedelta(seconds=60), "w2")
-    assert (again.id, again.attempts, again.worker, again.resent) == (first.id, 2, "w2", True)
+    again = {r.id: r for r in claim_due(any_store, T0 + timedelta(seconds=60), "w2")}
+    assert (again[first.id].attempts, again[first.id].worker, again[first.id].resent) == (2, "w2", True)
+    assert (again[other.id].attempts, again[other.id].status, again[other.id].resent) == (2, "pending", False)
 
 
 def test_stale_attempt_cannot_overwrite_a_newer_one(any_store: Store, make) -> None:

@@ -9,6 +9,7 @@ import pytest
 from bot.clock import BEIJING
 from bot.store.db import Store
 from bot.store.outbox import (
+    begin_send,
     claim_due,
     record_outcome,
     recover_overdue,
@@ -35,7 +36,8 @@ def one(any_store: Store, make, status: str) -> int:
     sync_plan(any_store, [make(status, T0)], T0 - HOUR, T0 + HOUR, T0 - HOUR)
     [row] = list_deliveries(any_store, status="pending")
     if status in ("sending", "sent", "failed", "unknown", "retry"):
-        claim_due(any_store, T0, "w1")
+        [claimed] = claim_due(any_store, T0, "w1")
+        begin_send(any_store, claimed, "w1", T0, lease_seconds=60)
     if status in ("sent", "failed", "unknown", "retry"):
         record_outcome(any_store, row.id, 1, status=status, now=T0, error="企业微信返回错误")
     if status == "missed":

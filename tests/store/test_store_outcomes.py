@@ -49,7 +49,7 @@ def test_a_stale_attempt_in_a_batch_is_refused_and_the_rest_written(any_store: S
     written = record_outcomes(any_store, [AttemptOutcome(first.id, 1, "failed", "超时"),
                                       AttemptOutcome(other.id, 1, "sent")], late)
     assert written == [False, True]
-    assert (get_delivery(any_store, first.id).status, get_delivery(any_store, first.id).attempts) == ("sending", 2)
+    assert (get_delivery(any_store, first.id).status, get_delivery(any_store, first.id).attempts) == ("pending", 2)
     assert get_delivery(any_store, other.id).status == "sent"
     # Recorded once, an attempt cannot be recorded again, in a batch or on its own.
     assert record_outcomes(any_store, [AttemptOutcome(other.id, 1, "failed"), AttemptOutcome(first.id, 2, "sent"),

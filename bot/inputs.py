@@ -30,6 +30,7 @@ from bot.plan import PlanInputs
 from bot.rules.announcements import Announcement, announcements_from
 from bot.rules.studies import StudySchedule, study_schedule
 from bot.safe_fetch import Fetched, FetchError, fetch_url
+from bot.templates.pool import shared_pool
 from bot.templates.render import TemplateLibrary
 from bot.yamlfile import load_yaml
 
@@ -52,9 +53,9 @@ class Loaded:
     ics_errors: tuple[str, ...] = ()
 
     def plan_inputs(self, templates: TemplateLibrary | None = None) -> PlanInputs:
-        """What the plan reads; the shipped templates unless edited ones are given."""
+        """What the plan reads; the template files (rendered in the shared pool) unless a library is given."""
         return PlanInputs(settings=self.settings, calendar=self.calendar,
-                          templates=templates or TemplateLibrary(self.settings.path("messages")),
+                          templates=templates or TemplateLibrary(self.settings.path("messages"), pool=shared_pool()),
                           meetings=self.meetings, ics_texts=self.ics_texts, studies=self.studies,
                           announcements=self.announcements)
 

@@ -14,6 +14,7 @@ from bot.errors import BotError
 from bot.inputs import Loaded, load_all
 from bot.plan import build_plan
 from bot.templates.limits import template_channels
+from bot.templates.pool import shared_pool
 from bot.templates.render import TemplateLibrary, validate_template
 from bot.templates.samples import sample_context
 
@@ -65,7 +66,7 @@ def run_checks(config: str | Path | None, today: date, online: bool = False, sen
 
 
 def check_templates(loaded: Loaded, result: CheckResult) -> None:
-    library = TemplateLibrary(loaded.settings.path("messages"))
+    library = TemplateLibrary(loaded.settings.path("messages"), pool=shared_pool())  # compiled in the pool
     kinds = {rule.template: rule.kind for rule in loaded.settings.rules}
     names = library.names()
     for rule in loaded.settings.rules:

@@ -25,6 +25,7 @@ from bot.occurrence import KIND_LABELS, PlannedMessage, delivery_key
 from bot.store.db import Store
 from bot.store.outbox import enqueue
 from bot.store.queries import DeliveryRow
+from bot.templates.pool import shared_pool
 from bot.templates.render import RenderedMessage, TemplateLibrary
 from bot.wecom.outcomes import Outcome
 
@@ -169,9 +170,9 @@ def render_alert(settings: Settings, title: str, lines: Sequence[str], advice: s
     context = {"alert": {"title": title, "lines": shown, "advice": advice},
                "organisation": {"name": settings.organisation.name}}
     try:
-        return TemplateLibrary(settings.path("messages")).render("alert", context)
+        return TemplateLibrary(settings.path("messages"), pool=shared_pool()).render("alert", context)
     except (BotError, TemplateNotFound):
-        # A broken alert template must not hide the alert itself.
+        # A broken or runaway alert template (stopped by the pool) must not hide the alert itself.
         log.warning("告警模板无法渲染，改发纯文本", exc_info=True)
         text = "\n".join([f"【wecom-reminder 告警】{title}", *(f"- {line}" for line in shown), f"处理建议：{advice}"])
         return RenderedMessage("text", "发送异常告警", text)

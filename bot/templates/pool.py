@@ -10,6 +10,7 @@ threads that answer callbacks, serve /healthz and run the scheduler only wait on
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import threading
 from collections.abc import Mapping
@@ -123,3 +124,19 @@ class RenderPool:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.close()
+
+
+_shared: RenderPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool() -> RenderPool:
+    """One small pool for renders made outside a runtime: alerts (from the dispatcher, the scheduler
+    or a callback) and ``check``. The files in messages/ are the administrator's, alert.j2 too, so
+    no template is rendered or compiled in the calling process: one way to render."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = RenderPool(size=1)
+            atexit.register(_shared.close)
+        return _shared

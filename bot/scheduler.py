@@ -23,8 +23,9 @@ from bot.holiday_watch import Fetch, alert_lines, confirm_advice, fetch_page, lo
 from bot.inbox.ledger import cancel_confirmed_nudges
 from bot.inputs import holidays_folder, notices_on_file
 from bot.runtime import Runtime
+from bot.store.claims import end_sending_leases
 from bot.store.db import Store, try_leader_lock
-from bot.store.outbox import end_sending_leases, recover_overdue
+from bot.store.outbox import recover_overdue
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,9 @@ from bot.delivery.pacing import DEFERRED, LEASE_RAN_OUT, MEMBER_DEFERRED, Pacer
 from bot.errors import DeliveryError
 from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS, PlannedMessage
+from bot.store.claims import begin_send, claim_due
 from bot.store.db import Store, try_leader_lock
-from bot.store.outbox import AttemptOutcome, FollowUp, begin_send, claim_due, record_outcomes_and_queue
+from bot.store.outbox import AttemptOutcome, FollowUp, record_outcomes_and_queue
 from bot.store.queries import DeliveryRow, next_claimable_at
 from bot.wecom.http import pooled_session
 from bot.wecom.outcomes import Outcome, max_attempts_for

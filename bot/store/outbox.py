@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.occurrence import PlannedMessage
 from bot.store.attempts import add_attempts
+from bot.store.claims import CLAIMABLE, LEASED
 from bot.store.db import Store
 from bot.store.models import Delivery, require_aware, utc_now
 from bot.store.queries import DeliveryRow
@@ -38,8 +39,6 @@ T = TypeVar("T")
 FollowUp = Callable[[list[bool]], Sequence[PlannedMessage]]
 TABLE = Delivery.__table__
 BATCH = 1000
-CLAIMABLE = ("pending", "retry")
-LEASED = ("sending", *CLAIMABLE)  # a claimed row keeps its status until its send begins
 OUTCOMES = ("sent", "retry", "failed", "unknown")
 ADMIN_FROM = ("pending", "retry", "failed", "missed")
 RETRYABLE = ("failed", "missed", "unknown")
@@ -189,50 +188,6 @@ def _cancel_vanished(session: Session, wanted: dict[str, PlannedMessage], window
                      .values(status="cancelled", last_error=CANCELLED_BY_PLAN, updated_at=now))
         cancelled += session.execute(statement).rowcount
     return cancelled
-
-
-def claim_due(store: Store, now: datetime, worker: str, limit: int = 100,
-              lease_seconds: int = 60) -> list[DeliveryRow]:
-    """Lease up to ``limit`` due rows to ``worker``: attempts + 1, not yet 'sending' (``begin_send``);
-    a row abandoned while 'sending' becomes 'retry' and ``resent`` (it may have reached WeCom)."""
-    require_aware(now, "now")
-    with store.session() as session:
-        # PostgreSQL skips rows another claimer holds; SQLite's BEGIN IMMEDIATE serialises claimers.
-        ids = session.scalars(
-            select(Delivery.id).where(_claimable(now)).order_by(Delivery.due_at, Delivery.id)
-            .limit(limit).with_for_update(skip_locked=True)
-        ).all()
-        if not ids:
-            return []
-        claimed = session.scalars(
-            update(Delivery).where(Delivery.id.in_(ids))
-            .values(status=case((Delivery.status == "sending", "retry"), else_=Delivery.status),
-                    attempts=Delivery.attempts + 1, worker=worker,
-                    lease_until=now + timedelta(seconds=lease_seconds), updated_at=now,
-                    resent=case((Delivery.status == "sending", True), else_=Delivery.resent))
-            .returning(Delivery).execution_options(synchronize_session=False)
-        ).all()
-        rows = [DeliveryRow.of(d) for d in claimed]
-    return sorted(rows, key=lambda r: (r.due_at, r.id))
-
-
-def begin_send(store: Store, row: DeliveryRow, worker: str, now: datetime, lease_seconds: int) -> bool:
-    """Mark one claimed row 'sending' right before its HTTP call, leased anew for that send; False if
-    the claim is lost: the lease ran out (another worker may hold the row), or it was cancelled meanwhile."""
-    statement = (update(TABLE).where(TABLE.c.id == row.id, TABLE.c.attempts == row.attempts, TABLE.c.worker == worker,
-                                     TABLE.c.status.in_(CLAIMABLE), TABLE.c.lease_until > require_aware(now, "now"))
-                 .values(status="sending", lease_until=now + timedelta(seconds=lease_seconds), updated_at=now))
-    with store.session() as session:
-        return session.execute(statement).rowcount == 1
-
-
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    due = and_(Delivery.status.in_(CLAIMABLE), Delivery.due_at <= now,
-               or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-               or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now))
-    abandoned = and_(Delivery.status == "sending",
-                     or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now))
-    return or_(due, abandoned)
 
 
 @dataclass(frozen=True)
@@ -394,14 +349,6 @@ def take_response_code(store: Store, delivery_id: int, code: str) -> bool:
                  .values(response_code=None))
     with store.session() as session:
         return session.execute(statement).rowcount == 1
-
-
-def end_sending_leases(store: Store, now: datetime) -> int:
-    """Every row left leased (claimed or 'sending') is claimable at once (the caller holds the dispatch lock)."""
-    with store.session() as session:
-        result = session.execute(update(Delivery).where(Delivery.status.in_(LEASED), Delivery.lease_until > now)
-                                 .values(lease_until=now).execution_options(synchronize_session=False))
-        return result.rowcount or 0
 
 
 def bring_forward(store: Store, delivery_id: int, status: str, now: datetime) -> bool:

@@ -24,9 +24,10 @@ from bot.inbox.ledger import NUDGE_CONFIRMED, cancel_confirmed_nudges
 from bot.scheduler import release_orphaned_sends
 from bot.simulator import Simulator
 from bot.store.attempts import attempts_of
+from bot.store.claims import begin_send, claim_due
 from bot.store.db import Store, try_leader_lock
 from bot.store.models import Confirmation
-from bot.store.outbox import begin_send, claim_due, record_outcome
+from bot.store.outbox import record_outcome
 from bot.store.queries import get_delivery, list_deliveries
 
 MakeDispatcher = Callable[..., Dispatcher]

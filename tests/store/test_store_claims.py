@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import BEIJING
+from bot.store.claims import begin_send, claim_due
 from bot.store.db import Store
 from bot.store.models import Delivery
-from bot.store.outbox import begin_send, claim_due, record_outcome, recover_overdue, sync_plan
+from bot.store.outbox import record_outcome, recover_overdue, sync_plan
 from bot.store.queries import get_delivery, list_deliveries
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.clock import BEIJING
+from bot.store.claims import begin_send, claim_due
 from bot.store.db import Store
 from bot.store.outbox import (
-    begin_send,
-    claim_due,
     record_outcome,
     recover_overdue,
     retry_now,

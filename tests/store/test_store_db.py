@@ -14,9 +14,10 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import StatementError
 
 from bot.clock import BEIJING
+from bot.store.claims import claim_due
 from bot.store.db import Store, alembic_config, normalize_url, open_store, try_leader_lock
 from bot.store.models import Base, Delivery, KeyValue
-from bot.store.outbox import ROW_FIELDS, claim_due, sync_plan
+from bot.store.outbox import ROW_FIELDS, sync_plan
 from bot.store.queries import list_deliveries
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)

@@ -8,8 +8,9 @@ import pytest
 
 from bot.clock import BEIJING
 from bot.store.attempts import attempts_of
+from bot.store.claims import claim_due
 from bot.store.db import Store
-from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes, sync_plan
+from bot.store.outbox import AttemptOutcome, record_outcomes, sync_plan
 from bot.store.queries import get_delivery
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)

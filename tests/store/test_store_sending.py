@@ -11,16 +11,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.clock import BEIJING
+from bot.store.claims import begin_send, claim_due, end_sending_leases
 from bot.store.db import Store
-from bot.store.outbox import (
-    AttemptOutcome,
-    begin_send,
-    claim_due,
-    end_sending_leases,
-    record_outcomes_and_queue,
-    set_status,
-    sync_plan,
-)
+from bot.store.outbox import AttemptOutcome, record_outcomes_and_queue, set_status, sync_plan
 from bot.store.queries import get_delivery, list_deliveries, next_claimable_at
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)

@@ -6,8 +6,9 @@ import time
 from datetime import datetime, timedelta
 
 from bot.clock import BEIJING
+from bot.store.claims import claim_due
 from bot.store.db import Store
-from bot.store.outbox import SyncResult, claim_due, record_outcome, sync_plan
+from bot.store.outbox import SyncResult, record_outcome, sync_plan
 from bot.store.queries import count_deliveries, get_delivery, list_deliveries
 
 T0 = datetime(2025, 1, 27, 9, 30, tzinfo=BEIJING)

@@ -96,7 +96,8 @@ def test_a_configuration_error_comes_with_its_fix(admin, runtime, clock) -> None
 def test_the_detail_page_lists_each_attempt_with_wecoms_errcode_and_errmsg(admin, runtime, clock) -> None:
     from datetime import timedelta
 
-    from bot.store.outbox import AttemptOutcome, claim_due, record_outcomes
+    from bot.store.claims import claim_due
+    from bot.store.outbox import AttemptOutcome, record_outcomes
     from bot.wecom.outcomes import classify
     row = _delivery(runtime, clock, key="t|attempts")
     busy = classify(-1, None, None, "system busy, hint: [17], more info at https://open.work.weixin.qq.com/q?e=-1")

@@ -230,7 +230,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def page(server: str) -> Iterator[Any]:
     """A logged-in Chromium tab on the console (its dialogs recorded, so a test can assert none)."""
-    from fakes import ADMIN, ARGS, ARTIFACTS, CHROMIUM
+    from fakes import ARGS, ARTIFACTS, CHROMIUM, log_in_console
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
@@ -240,10 +240,6 @@ def page(server: str) -> Iterator[Any]:
         tab = context.new_page()
         tab.dialogs = []
         tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
-        tab.goto("/admin/login")
-        tab.fill("input[name=name]", ADMIN[0])
-        tab.fill("input[name=password]", ADMIN[1])
-        tab.click("button[type=submit]")
-        tab.wait_for_url("**/admin/")
+        log_in_console(tab)
         yield tab
         browser.close()

@@ -413,5 +413,14 @@ def expect(locator: Any) -> Any:
     return playwright_expect(locator)
 
 
+def log_in_console(tab: Any, base: str = "", name: str = "", password: str = "") -> None:
+    """Log a Chromium tab in through the console's own form (the fixture admin unless named)."""
+    tab.goto(f"{base}/admin/login")
+    tab.fill("input[name=name]", name or ADMIN[0])
+    tab.fill("input[name=password]", password or ADMIN[1])
+    tab.click("button[type=submit]")
+    tab.wait_for_url("**/admin/")
+
+
 def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)

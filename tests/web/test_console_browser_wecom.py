@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import ARGS, ARTIFACTS, CHROMIUM, browser_available, expect
+from fakes import ARGS, ARTIFACTS, CHROMIUM, browser_available, expect, log_in_console
 from test_end_to_end import Stack, at, eventually
 
 from bot.clock import FakeClock
@@ -44,11 +44,7 @@ def start_and_log_in(stack: Stack, tab: Any) -> str:
     service = stack.start()
     create_admin(service.runtime.store, "office", PASSWORD, "admin")
     base = f"http://{service.runtime.settings().server.listen}"
-    tab.goto(f"{base}/admin/login")
-    tab.fill("input[name=name]", "office")
-    tab.fill("input[name=password]", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_url("**/admin/")
+    log_in_console(tab, base, "office", PASSWORD)
     return base
 
 

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import ADMIN, ROOT, make_app, make_runtime
+from fakes import ARGS, ARTIFACTS, CHROMIUM, ROOT, browser_available, log_in_console, make_app, make_runtime
 from werkzeug.serving import make_server
 
 from bot.clock import BEIJING, FakeClock
 from bot.runtime import Runtime
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-ARTIFACTS = ROOT / "test-artifacts"
 NOTICE = (ROOT / "tests" / "fixtures" / "notices" / "2026_news_site.txt").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Runtime]]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"浏览器测试需要 {CHROMIUM}（apt-get install chromium），CI 中不能跳过")
-        pytest.skip(f"{CHROMIUM} 不存在，跳过浏览器测试")
+    browser_available()
     runtime = make_runtime(tmp_path_factory.mktemp("notice"), FakeClock(datetime(2025, 11, 10, 9, tzinfo=BEIJING)))
     (runtime.settings().path("schedules") / "holidays" / "2026.yaml").unlink()
     assert runtime.reload()
@@ -47,11 +38,7 @@ def tab(served: tuple[str, Runtime]) -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=served[0],
                                    locale="zh-CN").new_page()
-        page.goto("/admin/login")
-        page.fill("input[name=name]", ADMIN[0])
-        page.fill("input[name=password]", ADMIN[1])
-        page.click("button[type=submit]")
-        page.wait_for_url("**/admin/")
+        log_in_console(page)
         yield page
         browser.close()
 

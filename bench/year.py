@@ -19,7 +19,6 @@ import random
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +42,6 @@ from bot.simulator.state import FaultRates
 from bot.store import open_store
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/h_year"
-PATH_CHANNELS = {"/cgi-bin/webhook/send": "robot", "/cgi-bin/message/send": "app", "/cgi-bin/appchat/send": "appchat"}
 
 
 @dataclass(frozen=True)
@@ -163,8 +161,7 @@ def run_year(options: Options, folder: Path) -> Outcome:
                 fleet.sample_memory()
                 seconds = time.monotonic() - started
                 drawn = dict(simulator.fault_rates.drawn) if simulator.fault_rates else {}
-                timeouts = Counter({channel: drawn.get(f"{path} timeout", 0) for path, channel in PATH_CHANNELS.items()})
-                figures = tally(store, simulator, drive.crashes.in_flight, timeouts, options.end)
+                figures = tally(store, simulator, drive.crashes.in_flight, options.end)
         finally:
             fleet.stop()
             simulator.stop()

@@ -59,6 +59,7 @@ class Drive:
     trace: Any = None
     _outage: list[Fault] = field(default_factory=list)
     _killed: tuple[datetime, int] | None = None  # the service's time of the last kill of a leader, its pid
+    _kill_owed: bool = False  # a kill drawn while a replica was still starting: the next step where all listen
 
     # ---- the database, read as an operator would ---------------------------------------------
 
@@ -93,7 +94,9 @@ class Drive:
             if self.trace is not None:
                 self.trace.write(f"{now.isoformat()} -> {target.isoformat()}\n")
             self._fire_events()
-            if self.rng.random() < self._kill_chance() and self._all_listening():
+            self._kill_owed = self._kill_owed or self.rng.random() < self._kill_chance()
+            if self._kill_owed and self._all_listening():
+                self._kill_owed = False
                 self._crash()
             self._route_callbacks()
             # Replies of the coming hour are typed together: fewer jumps, the same year.

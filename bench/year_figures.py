@@ -21,7 +21,8 @@ from bench.year_org import OFFICE, chat_id, robot_key, secretary
 from bot.clock import BEIJING
 from bot.simulator import Simulator
 from bot.store.db import Store
-from bot.store.models import Confirmation, Delivery, InboundMessage
+from bot.store.models import Confirmation, Delivery, DeliveryAttempt, InboundMessage
+from bot.wecom.outcomes import TIMED_OUT
 
 CHANNELS = ("robot", "app", "appchat")
 NOT_PLANNED = ("alert", "reply")  # alerts and late callback answers: the service's own words
@@ -54,7 +55,7 @@ class ChannelFigures:
     lost: int = 0
     days_off: int = 0
     in_flight: int = 0        # rows 'sending' at the moment of a SIGKILL
-    timeouts: int = 0         # answers later than the service waits, drawn by the simulator
+    timeouts: int = 0         # attempts the service gave up waiting for (WeCom may have taken them)
 
 
 @dataclass
@@ -101,9 +102,9 @@ def is_day_off(day: date) -> bool:
     return not chinese_calendar.is_workday(day)
 
 
-def tally(store: Store, simulator: Simulator, in_flight: Counter[str], timeouts: Counter[str],
-          end: datetime) -> YearFigures:
+def tally(store: Store, simulator: Simulator, in_flight: Counter[str], end: datetime) -> YearFigures:
     """The figures of the year up to ``end`` (rows due later may still wait)."""
+    timeouts = timed_out_attempts(store)
     channels = {name: ChannelFigures(in_flight=in_flight[name], timeouts=timeouts[name]) for name in CHANNELS}
     got = received(simulator)
     expected: Counter[tuple[str, str]] = Counter()
@@ -131,6 +132,15 @@ def tally(store: Store, simulator: Simulator, in_flight: Counter[str], timeouts:
         lost_keys += [row.key for row in rows if row.status in ("pending", "retry", "sending")
                       and row.kind != "alert" and row.rule not in NOT_PLANNED and row.due_at < end]
     return YearFigures(channels, alerted, lost_keys, inbox, confirmations)
+
+
+def timed_out_attempts(store: Store) -> Counter[str]:
+    """Per channel, the attempts that ended without an answer in time, as the service recorded them:
+    the simulator's drawn timeouts, and answers slowed past the wait by a busy machine too."""
+    statement = (select(Delivery.target).join(DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id)
+                 .where(DeliveryAttempt.explanation == TIMED_OUT, Delivery.kind != "alert"))
+    with store.session(readonly=True) as session:
+        return Counter(channel_of(target) for target in session.scalars(statement))
 
 
 def _count_row(figures: ChannelFigures, row: Delivery) -> None:

@@ -11,17 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import BEIJING
 from bot.csv_files import safe_cell, write_rows
 from bot.inbox.ledger import ReportRow
 from bot.store.confirmations import SOURCE_LABELS
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
 
 STATUS_LABELS = {"confirmed": "按时完成", "late": "逾期完成", "pending": "未完成（未到截止时间）",
                  "missing": "逾期未完成"}
@@ -167,7 +165,11 @@ def write_csv(path: str | Path, rows: Sequence[ReportRow], summary: ReportSummar
 
 def write_xlsx(path: str | Path, rows: Sequence[ReportRow], summary: ReportSummary, title: str = "学习台账",
                generated_at: datetime | None = None) -> Path:
-    """An Excel file an office prints: the ledger sheet and a summary sheet (title, widths, A4 landscape)."""
+    """An Excel file an office prints: the ledger sheet and a summary sheet (title, widths, A4 landscape).
+
+    openpyxl is imported here, not with the module: `run` rarely exports, and it costs ~20 MB and a
+    tenth of a second at every start."""
+    from openpyxl import Workbook
     book = Workbook()
     ledger = book.active
     assert ledger is not None
@@ -180,12 +182,12 @@ def write_xlsx(path: str | Path, rows: Sequence[ReportRow], summary: ReportSumma
     return path
 
 
-_THIN = Side(style="thin", color="999999")
-_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_HEADER_FILL = PatternFill("solid", fgColor="D9D9D9")
+HEADER_FILL = "D9D9D9"
+RULE_COLOUR = "999999"
 
 
 def _summary_sheet(sheet: Worksheet, title: str, summary: ReportSummary) -> None:
+    from openpyxl.styles import Font
     headers = ("学习内容", "应完成支部", "按时完成", "逾期完成", "未到截止", "逾期未完成", "按时完成率")
     body = [[i.title, i.figures.total, i.figures.confirmed, i.figures.late, i.figures.pending, i.figures.missing,
              percent(i.figures.on_time_rate)] for i in summary.items]
@@ -198,6 +200,10 @@ def _summary_sheet(sheet: Worksheet, title: str, summary: ReportSummary) -> None
 
 def _table(sheet: Worksheet, title: str, subtitle: str, headers: Sequence[str], body: Sequence[Sequence[Any]],
            widths: Sequence[int]) -> None:
+    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+    from openpyxl.utils import get_column_letter
+    thin = Side(style="thin", color=RULE_COLOUR)
+    border, fill = Border(left=thin, right=thin, top=thin, bottom=thin), PatternFill("solid", fgColor=HEADER_FILL)
     last = get_column_letter(len(headers))
     sheet.append([safe_cell(title)])
     sheet.merge_cells(f"A1:{last}1")
@@ -208,12 +214,12 @@ def _table(sheet: Worksheet, title: str, subtitle: str, headers: Sequence[str], 
     sheet.merge_cells(f"A2:{last}2")
     sheet.append(list(headers))
     for cell in sheet[3]:
-        cell.font, cell.fill, cell.border = Font(bold=True), _HEADER_FILL, _BORDER
+        cell.font, cell.fill, cell.border = Font(bold=True), fill, border
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     for values in body:  # people's words (a 确认人 may write =HYPERLINK(…)) never become formulas
         sheet.append([safe_cell(value) for value in values])
         for cell in sheet[sheet.max_row]:
-            cell.border, cell.alignment = _BORDER, Alignment(vertical="center", wrap_text=True)
+            cell.border, cell.alignment = border, Alignment(vertical="center", wrap_text=True)
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
     _print_setup(sheet)

@@ -27,18 +27,16 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=BEIJING)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Stack:
     """The simulator, and a service with its HTTP side, around one project folder."""
 
     def __init__(self, project: Path, clock: FakeClock) -> None:
         self.project, self.clock = project, clock
-        text = project.read_text(encoding="utf-8").replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+        # The service's port stays bound from here on (a port merely found free may be taken as the
+        # local port of an outgoing connection, Chromium's say, before the service binds it).
+        self._listening = socket.create_server(("127.0.0.1", 0))
+        port = self._listening.getsockname()[1]
+        text = project.read_text(encoding="utf-8").replace("127.0.0.1:8080", f"127.0.0.1:{port}")
         project.write_text(text, encoding="utf-8")
         self.sim = Simulator(simulator_settings(load_settings(project)), wall_clock=lambda: clock.now().timestamp())
         url = self.sim.start()
@@ -52,7 +50,8 @@ class Stack:
         self.service = Service(runtime, sleep=self.clock.advance, monotonic=lambda: self.clock.now().timestamp())
         self.service.start_up()
         settings = runtime.settings()
-        self.server = make_server(settings.server.host, settings.server.port, create_app(runtime), threaded=True)
+        self.server = make_server(settings.server.host, settings.server.port, create_app(runtime), threaded=True,
+                                  fd=self._listening.fileno())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self.service
 
@@ -77,6 +76,7 @@ def stack(project: Path) -> Iterator[Stack]:
     yield built
     built.stop()
     built.sim.stop()
+    built._listening.close()
 
 
 def texts(sim: Simulator, userid: str) -> list[str]:

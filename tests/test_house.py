@@ -191,3 +191,20 @@ def test_calendars_and_rules_read_nothing(path: Path) -> None:
 def test_the_reading_check_finds_a_read() -> None:
     source = "import requests\nfrom pathlib import Path\nPath('x').read_text()\nopen('y')\nload_yaml(p)\n"
     assert len(list(_reads(ast.parse(source)))) == 4
+
+
+# What `run` loads at start: these would cost memory and start-up time for work it rarely does
+# (an Excel export, a migration, a .ics calendar, a lunar date, a Traditional-script notice).
+RARELY_NEEDED = ("openpyxl", "alembic", "icalendar", "recurring_ical_events", "lunar_python", "opencc")
+RUN_IMPORTS = ("bot.cli", "bot.commands.handlers", "bot.commands.server", "bot.runtime", "bot.scheduler",
+               "bot.delivery.dispatcher", "bot.web", "bot.inbox.callback", "bot.inbox.group_bot")
+
+
+def test_run_loads_rarely_needed_libraries_only_on_use() -> None:
+    import subprocess
+    import sys
+    probe = (f"import importlib, sys\nfor name in {RUN_IMPORTS!r}: importlib.import_module(name)\n"
+             f"print(' '.join(m for m in {RARELY_NEEDED!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=BOT.parent).stdout.split()
+    assert loaded == []

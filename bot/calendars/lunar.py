@@ -1,13 +1,13 @@
 """Gregorian dates of the lunar festivals, from lunar_python (never computed by hand).
 
+lunar_python is imported by the functions that use it: most starts never need a lunar date.
+
 These need no State Council notice, so they can be planned for any year.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
-
-from lunar_python import Lunar
 
 from bot.errors import ScheduleError
 
@@ -36,6 +36,7 @@ def festival_date(festival: str, year: int) -> date:
     if festival == "除夕":
         return festival_date("春节", year) - timedelta(days=1)
     month, day = _LUNAR_DAYS[festival]
+    from lunar_python import Lunar
     solar = Lunar.fromYmd(year, month, day).getSolar()
     return date(solar.getYear(), solar.getMonth(), solar.getDay())
 
@@ -43,6 +44,7 @@ def festival_date(festival: str, year: int) -> date:
 def qingming(year: int) -> date:
     """The day of the 清明 solar term in Gregorian ``year`` (a statutory day off)."""
     _check_year(year)
+    from lunar_python import Lunar
     solar = Lunar.fromYmd(year, 1, 1).getJieQiTable()["清明"]
     return date(solar.getYear(), solar.getMonth(), solar.getDay())
 

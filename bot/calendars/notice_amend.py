@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from lunar_python import Solar
-
 from bot.calendars.holiday_file import WEEKDAY_NAMES, Amendment, HolidayNotice, HolidayPeriod, InvalidPeriod
 from bot.calendars.notice_checks import NoticeRefused, item_problems
 from bot.calendars.notice_parse import ParsedItem, ParsedNotice
@@ -100,5 +98,6 @@ def _day_weekday(day: date) -> str:
 
 
 def _lunar(day: date) -> str:
+    from lunar_python import Solar  # on use: most processes never need a lunar date
     lunar = Solar.fromYmd(day.year, day.month, day.day).getLunar()
     return f"{lunar.getMonthInChinese()}月{lunar.getDayInChinese()}"

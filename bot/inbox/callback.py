@@ -279,9 +279,12 @@ def after_answer(ctx: CallbackContext, inbound: Inbound, outcome: Outcome) -> No
     if inbound.is_card_click and code:  # the clicked card, with the fresh code its click brought
         label = done_label(outcome.confirmed[0].confirmed_at)
         ctx.after_response(lambda: _update_card(settings, code, user, label))
+    made = [result for result in outcome.confirmed if result.created]
+    if not made:
+        return  # a repeat: the cards were greyed out when the confirmation was made
     clicked = inbound.get("TaskId") if inbound.is_card_click else None
     now = ctx.clock.now()
-    ctx.after_response(lambda: _close_cards(ctx.store, settings, user, outcome.confirmed, clicked, now))
+    ctx.after_response(lambda: _close_cards(ctx.store, settings, user, made, clicked, now))
 
 
 def done_label(confirmed_at: datetime) -> str:

@@ -34,6 +34,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from bot.errors import TemplateError
 from bot.templates.card import CardSpec, RenderedCard, parse_card, render_card, text_with_fields
 from bot.templates.limits import CHANNEL_NAMES, card_problems, limit_for
+from bot.templates.remembered import RememberedRenders
 from bot.templates.syntax import chinese_syntax_error
 
 if TYPE_CHECKING:  # the pool imports this module in its workers
@@ -213,6 +214,7 @@ class TemplateLibrary:
         self.directory = Path(directory)
         self.edits = dict(edits or {})
         self.pool = pool  # set: renders run in its worker processes, bounded in time and memory
+        self._remembered = RememberedRenders()
         self._environment: MessageSandbox | None = None
         self._sources: dict[str, TemplateSource] = {}
         self._checked: set[str] = set()
@@ -260,8 +262,8 @@ class TemplateLibrary:
         return self._environment
 
     def render(self, name: str, context: Mapping[str, Any]) -> RenderedMessage:
-        if self.pool is not None:
-            return self.pool.render(self.directory, self.edits, name, context)
+        if (pool := self.pool) is not None:
+            return self._remembered.get(name, context, lambda: pool.render(self.directory, self.edits, name, context))
         source = self.source(name)
         origin = self._origin(name)
         env = self.environment()

@@ -153,6 +153,10 @@ def _classify_http(status: int) -> Outcome:
     return Outcome("failed", f"企业微信接口返回 HTTP {status}，请检查配置 wecom.api_base")
 
 
+# An attempt that ended so may have reached WeCom all the same (see is_ambiguous).
+TIMED_OUT = "请求企业微信超时，未收到应答"
+
+
 def _classify_exception(exception: BaseException) -> Outcome:
     match exception:
         case TokenFetchError(errcode=code, errmsg=errmsg) if code in GETTOKEN:
@@ -167,7 +171,7 @@ def _classify_exception(exception: BaseException) -> Outcome:
         case WeChatClientException(errcode=code, errmsg=errmsg):
             return classify(int(code), None, None, errmsg)
         case requests.Timeout():
-            return Outcome("retry", "请求企业微信超时，未收到应答")
+            return Outcome("retry", TIMED_OUT)
         case requests.ConnectionError():
             return Outcome("retry", "无法连接企业微信服务器")
         case MalformedAnswer():

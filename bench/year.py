@@ -41,7 +41,7 @@ from bot.simulator import Simulator
 from bot.simulator.state import FaultRates
 from bot.store import open_store
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/h_year"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"  # the run uses a schema of its own, dropped after
 
 
 @dataclass(frozen=True)

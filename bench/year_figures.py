@@ -27,6 +27,8 @@ from bot.wecom.outcomes import TIMED_OUT
 CHANNELS = ("robot", "app", "appchat")
 NOT_PLANNED = ("alert", "reply")  # alerts and late callback answers: the service's own words
 ALERT_COUNT = re.compile(r"^【wecom-reminder 告警】(\d+) 条消息(错过发送时间|发送失败|发送结果不明)")
+# One alert per (cause, target, day) that retrying cannot cure (60020 …): a line per message it stopped.
+CONFIGURATION_ALERT = re.compile(r"^【wecom-reminder 告警】推送对象「.+」配置有误")
 
 
 def channel_of(target: str) -> str:
@@ -109,14 +111,11 @@ def tally(store: Store, simulator: Simulator, in_flight: Counter[str], end: date
     got = received(simulator)
     expected: Counter[tuple[str, str]] = Counter()
     rows_by_text: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
-    alerted: Counter[str] = Counter()
     with store.session(readonly=True) as session:
         rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        alerted = count_alerts([row for row in rows if row.kind == "alert"])
         for row in rows:
             if row.kind == "alert":
-                if match := ALERT_COUNT.match(row.text):
-                    delivered = "" if row.status == "sent" else "（未送达管理员）"
-                    alerted[match.group(2) + delivered] += int(match.group(1))
                 continue
             if row.rule in NOT_PLANNED or row.due_at >= end:
                 continue
@@ -132,6 +131,25 @@ def tally(store: Store, simulator: Simulator, in_flight: Counter[str], end: date
         lost_keys += [row.key for row in rows if row.status in ("pending", "retry", "sending")
                       and row.kind != "alert" and row.rule not in NOT_PLANNED and row.due_at < end]
     return YearFigures(channels, alerted, lost_keys, inbox, confirmations)
+
+
+def count_alerts(rows: list[Delivery]) -> Counter[str]:
+    """Messages named in alerts, by cause: an alert goes down the administrators' chain (a row per
+    target tried, one occurrence) and counts once, as delivered if any of its rows was sent; a long
+    one comes in parts, each naming its own messages."""
+    by_occurrence: dict[str, list[Delivery]] = defaultdict(list)
+    for row in rows:
+        by_occurrence[row.occurrence].append(row)
+    alerted: Counter[str] = Counter()
+    for tried in by_occurrence.values():
+        text = tried[0].text
+        heard = "" if any(r.status == "sent" for r in tried) else "（未送达管理员）"
+        named = sum(1 for line in text.splitlines() if line.startswith("- "))  # a line per message (parts too)
+        if match := ALERT_COUNT.match(text):
+            alerted[match.group(2) + heard] += named
+        elif CONFIGURATION_ALERT.match(text):
+            alerted["配置有误，无法发送" + heard] += named
+    return alerted
 
 
 def timed_out_attempts(store: Store) -> Counter[str]:

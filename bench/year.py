@@ -73,7 +73,7 @@ class Outcome:
 
 def fault_rates(scale: float) -> FaultRates:
     return FaultRates(http_5xx=0.01 * scale, timeout=0.004 * scale, busy=0.01 * scale, too_frequent=0.005 * scale,
-                      slow=0.02 * scale, timeout_seconds=3.5, slow_seconds=0.4)
+                      slow=0.02 * scale, timeout_seconds=2.4, slow_seconds=0.4)
 
 
 def scripted_events(options: Options, rng: random.Random) -> list[tuple[datetime, str]]:

@@ -63,7 +63,7 @@ def config(folder: Path, branches: int, database_url: str, ambiguous: str, grace
     base["groups"] = {"all_groups": [f"b{n}_group" for n in range(1, branches + 1)],
                       "all_chats": [f"b{n}_chat" for n in range(1, branches + 1)]}
     base["rules"] = rules(branches)
-    base["delivery"].update(ambiguous_robot_send=ambiguous, grace=grace, request_timeout="3s")
+    base["delivery"].update(ambiguous_robot_send=ambiguous, grace=grace, request_timeout="2s")
     base["database"]["url"] = database_url
     base.pop("aibot", None)  # the AI bot's long connection is not part of this year (and wants a fixed port)
     base["server"]["listen"] = f"127.0.0.1:{free_port()}"

@@ -87,6 +87,7 @@ def close_app(app: Flask) -> None:
 def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
     """Run the scheduler and the HTTP server until SIGTERM or SIGINT, then stop cleanly."""
     settings = runtime.settings()
+    runtime.renders.warm()  # the first plan renders hundreds of messages: workers start meanwhile
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, _frame: stop.set())

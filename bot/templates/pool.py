@@ -11,7 +11,10 @@ threads that answer callbacks, serve /healthz and run the scheduler only wait on
 from __future__ import annotations
 
 import atexit
-import multiprocessing
+import json
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
@@ -23,7 +26,16 @@ from bot.errors import TemplateError
 MAX_MEMORY = 768 * 1024 * 1024   # bytes of address space per worker (an interpreter needs ~100 MB)
 MAX_CPU_SECONDS = 600            # over a worker's life; it is replaced when it runs out
 RENDER_TIMEOUT = 3.0             # seconds for one render, start to end
-_CONTEXT = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+# A worker is a new interpreter (never a fork of a process that runs threads) that imports only the
+# renderer: multiprocessing's spawn would also run the parent's main script again, and the
+# `wecom-reminder` script imports the whole service (~90 MB and a second per worker).
+_WORKER_CODE = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+                "from bot.templates.pool import serve_inherited; serve_inherited(int(sys.argv[1]))")
+
+
+def serve_inherited(fd: int) -> None:
+    """A worker's start: serve renders on the socket inherited as ``fd``."""
+    _serve(Connection(fd))
 
 
 def _serve(conn: Connection) -> None:
@@ -60,10 +72,12 @@ def _run_one(operation: str, library: Any, name: str, argument: Any) -> tuple[st
 
 class _Worker:
     def __init__(self) -> None:
-        self.conn, child = _CONTEXT.Pipe()
-        self.process = _CONTEXT.Process(target=_serve, args=(child,), daemon=True, name="template-render")
-        self.process.start()
-        child.close()
+        parent, child = socket.socketpair()
+        with child:  # the worker holds its own copy; at our end of the pair it reads EOF when we die
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_CODE, str(child.fileno()), json.dumps(sys.path)],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        self.conn = Connection(parent.detach())
 
     def ask(self, request: tuple[Any, ...], timeout: float) -> tuple[str, Any] | None:
         """The answer, or None when the worker ran out of time or died (it is then killed)."""
@@ -78,7 +92,10 @@ class _Worker:
 
     def close(self) -> None:
         self.process.kill()
-        self.process.join(timeout=5)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
         self.conn.close()
 
 
@@ -87,6 +104,7 @@ class RenderPool:
 
     def __init__(self, size: int = 2, timeout: float = RENDER_TIMEOUT) -> None:
         self.timeout = timeout
+        self.size = size
         self._slots = threading.Semaphore(size)
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
@@ -112,6 +130,11 @@ class RenderPool:
         if kind == "error":
             raise TemplateError(value)
         return value
+
+    def warm(self) -> None:
+        """Start the workers now, so that their start-up overlaps the caller's (`run` at start)."""
+        with self._lock:
+            self._idle.extend(_Worker() for _ in range(self.size - len(self._idle)))
 
     def _take(self) -> _Worker:
         with self._lock:

@@ -83,3 +83,33 @@ def test_checking_a_hostile_template_also_runs_in_the_worker(pool: RenderPool, k
     library = TemplateLibrary(ROOT / "messages", pool=pool)
     [problem] = validate_template(library, "hostile", HEAD + HOSTILE[key], {})
     assert "处理办法" in problem.message
+
+
+ENTRY_SCRIPT = """
+import os, sys
+with open(sys.argv[1], "a") as runs:  # each interpreter that runs this script says so
+    runs.write(f"{os.getpid()}\\n")
+from pathlib import Path
+from bot.templates.pool import RenderPool
+from bot.templates.render import TemplateLibrary
+if __name__ == "__main__":
+    pool = RenderPool(size=2)
+    pool.warm()
+    library = TemplateLibrary(Path(sys.argv[2]), {}, pool)
+    print(library.render("reply_help", {"organisation": {"name": "某局机关党委"}}).text.splitlines()[0])
+    pool.close()
+"""
+
+
+def test_workers_do_not_run_the_entry_script_again(tmp_path: Path) -> None:
+    """`wecom-reminder` is a script that imports the whole service: a worker that ran it again would
+    cost ~90 MB and a second (multiprocessing's spawn does so); ours import only the renderer."""
+    import os
+    import subprocess
+    import sys
+    script, runs = tmp_path / "entry.py", tmp_path / "runs.txt"
+    script.write_text(ENTRY_SCRIPT, encoding="utf-8")
+    shown = subprocess.run([sys.executable, str(script), str(runs), str(ROOT / "messages")], capture_output=True,
+                           text=True, check=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    assert shown.startswith("您可以回复")
+    assert len(runs.read_text().split()) == 1  # the parent alone

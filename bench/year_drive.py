@@ -59,7 +59,7 @@ class Drive:
     trace: Any = None
     _outage: list[Fault] = field(default_factory=list)
     _killed: tuple[datetime, int] | None = None  # the service's time of the last kill of a leader, its pid
-    _kill_owed: bool = False  # a kill drawn while a replica was still starting: the next step where all listen
+    _kills_owed: int = 0  # kills drawn while a replica was still starting: at the next steps where all listen
 
     # ---- the database, read as an operator would ---------------------------------------------
 
@@ -94,9 +94,9 @@ class Drive:
             if self.trace is not None:
                 self.trace.write(f"{now.isoformat()} -> {target.isoformat()}\n")
             self._fire_events()
-            self._kill_owed = self._kill_owed or self.rng.random() < self._kill_chance()
-            if self._kill_owed and self._all_listening():
-                self._kill_owed = False
+            self._kills_owed += self.rng.random() < self._kill_chance()
+            if self._kills_owed and self._all_listening():
+                self._kills_owed -= 1
                 self._crash()
             self._route_callbacks()
             # Replies of the coming hour are typed together: fewer jumps, the same year.
@@ -122,7 +122,7 @@ class Drive:
                     self.simulator.withdraw(path, fault)
 
     def _kill_chance(self) -> float:
-        left = self.kills_wanted - self.crashes.kills
+        left = self.kills_wanted - self.crashes.kills - self._kills_owed
         year = (self.end - self.start).total_seconds()
         done = max(1e-6, (self.time.now() - self.start).total_seconds() / year)
         first_guess = 10 * year / 86400  # jumps: about ten a day until the year tells otherwise

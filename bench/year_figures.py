@@ -28,6 +28,7 @@ CHANNELS = ("robot", "app", "appchat")
 NOT_PLANNED = ("alert", "reply")  # alerts and late callback answers: the service's own words
 ALERT_COUNT = re.compile(r"^【wecom-reminder 告警】(\d+) 条消息(错过发送时间|发送失败|发送结果不明)")
 # One alert per (cause, target, day) that retrying cannot cure (60020 …): a line per message it stopped.
+MORE_LINES = re.compile(r"另有 (\d+) 条")
 CONFIGURATION_ALERT = re.compile(r"^【wecom-reminder 告警】推送对象「.+」配置有误")
 
 
@@ -144,12 +145,20 @@ def count_alerts(rows: list[Delivery]) -> Counter[str]:
     for tried in by_occurrence.values():
         text = tried[0].text
         heard = "" if any(r.status == "sent" for r in tried) else "（未送达管理员）"
-        named = sum(1 for line in text.splitlines() if line.startswith("- "))  # a line per message (parts too)
+        named = sum(_named(line) for line in text.splitlines())
         if match := ALERT_COUNT.match(text):
             alerted[match.group(2) + heard] += named
         elif CONFIGURATION_ALERT.match(text):
             alerted["配置有误，无法发送" + heard] += named
     return alerted
+
+
+def _named(line: str) -> int:
+    """Messages an alert's line names: one per "- " line, or the N of "……另有 N 条" past its last line."""
+    if not line.startswith("- "):
+        return 0
+    more = MORE_LINES.search(line)
+    return int(more.group(1)) if more else 1
 
 
 def timed_out_attempts(store: Store) -> Counter[str]:

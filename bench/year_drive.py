@@ -59,7 +59,6 @@ class Drive:
     trace: Any = None
     _outage: list[Fault] = field(default_factory=list)
     _killed: tuple[datetime, int] | None = None  # the service's time of the last kill of a leader, its pid
-    _kills_owed: int = 0  # kills drawn while a replica was still starting: at the next steps where all listen
 
     # ---- the database, read as an operator would ---------------------------------------------
 
@@ -94,9 +93,8 @@ class Drive:
             if self.trace is not None:
                 self.trace.write(f"{now.isoformat()} -> {target.isoformat()}\n")
             self._fire_events()
-            self._kills_owed += self.rng.random() < self._kill_chance()
-            if self._kills_owed and self._all_listening():
-                self._kills_owed -= 1
+            if self.rng.random() < self._kill_chance():
+                self._wait_all_up()  # replicas are killed one at a time (as in a rolling failure)
                 self._crash()
             self._route_callbacks()
             # Replies of the coming hour are typed together: fewer jumps, the same year.
@@ -122,7 +120,7 @@ class Drive:
                     self.simulator.withdraw(path, fault)
 
     def _kill_chance(self) -> float:
-        left = self.kills_wanted - self.crashes.kills - self._kills_owed
+        left = self.kills_wanted - self.crashes.kills
         year = (self.end - self.start).total_seconds()
         done = max(1e-6, (self.time.now() - self.start).total_seconds() / year)
         first_guess = 10 * year / 86400  # jumps: about ten a day until the year tells otherwise
@@ -198,9 +196,12 @@ class Drive:
             self.crashes.takeovers.append((first - killed_at).total_seconds())
         self._killed = None
 
-    def _all_listening(self) -> bool:
-        """Replicas are killed one at a time: the other has finished starting (as in a rolling failure)."""
-        return all(self.fleet.listening(r) for r in self.fleet.replicas)
+    def _wait_all_up(self) -> None:
+        """Until every replica answers /healthz: the one restarted after the last kill has finished starting."""
+        for index, replica in enumerate(self.fleet.replicas):
+            if not replica.alive:
+                self.fleet.start(index)
+            self.fleet.wait_up(index)
 
     def _route_callbacks(self) -> None:
         """WeCom calls one URL; in front of replicas a load balancer sends it to one that is up."""

@@ -102,8 +102,9 @@ class Fleet:
         return process.pid if process is not None else -1
 
     def sample_memory(self) -> None:
+        """Resident memory of each replica that has finished starting (one still importing is small)."""
         for replica in self.replicas:
-            if replica.alive and replica.process is not None:
+            if replica.process is not None and self.listening(replica):
                 replica.rss_kb.append(resident_kb(replica.process.pid))
 
     def stop(self) -> None:

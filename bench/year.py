@@ -69,6 +69,7 @@ class Outcome:
     memory: list[tuple[int, int]]   # per replica: resident kB at the first and the last sample
     restarts: list[int]
     drawn: dict[str, int]
+    spent: dict[str, float]         # real seconds per phase of the steps
 
 
 def fault_rates(scale: float) -> FaultRates:
@@ -161,13 +162,13 @@ def run_year(options: Options, folder: Path) -> Outcome:
                 fleet.sample_memory()
                 seconds = time.monotonic() - started
                 drawn = dict(simulator.fault_rates.drawn) if simulator.fault_rates else {}
-                figures = tally(store, simulator, drive.crashes.in_flight, options.end)
+                figures = tally(store, simulator, drive.crashes.in_flight, drive.crashes.in_flight_keys, options.end)
         finally:
             fleet.stop()
             simulator.stop()
     memory = [(r.rss_kb[0], r.rss_kb[-1]) if r.rss_kb else (0, 0) for r in fleet.replicas]
     return Outcome(figures, drive.crashes, drive.secretaries.replies, drive.steps, seconds, memory,
-                   [r.started for r in fleet.replicas], drawn)
+                   [r.started for r in fleet.replicas], drawn, dict(drive.spent))
 
 
 def print_outcome(options: Options, outcome: Outcome) -> None:
@@ -178,6 +179,8 @@ def print_outcome(options: Options, outcome: Outcome) -> None:
     print(f"  {outcome.steps} clock jumps in {outcome.seconds:.0f} s real time;"
           f" {crashes.kills} SIGKILLs ({crashes.downtimes} with downtime, {crashes.beyond_grace} beyond the grace);"
           f" starts per replica {outcome.restarts}")
+    print("  real time per phase: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in
+                                                 sorted(outcome.spent.items(), key=lambda item: -item[1])))
     print(f"  faults drawn by the simulator: {outcome.drawn}; tokens expired {options.token_expiries} times;"
           f" 60020 all day {options.outage_day}")
     for line in report(figures, options.end):

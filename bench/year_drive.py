@@ -12,6 +12,8 @@ import heapq
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +39,7 @@ class Crashes:
     downtimes: int = 0
     beyond_grace: int = 0
     in_flight: Counter[str] = field(default_factory=Counter)
+    in_flight_keys: set[str] = field(default_factory=set)  # the rows 'sending' at a kill
     takeovers: list[float] = field(default_factory=list)   # seconds of the service's clock
     stuck: list[str] = field(default_factory=list)
 
@@ -56,9 +59,11 @@ class Drive:
     start: datetime
     crashes: Crashes = field(default_factory=Crashes)
     steps: int = 0
+    spent: Counter[str] = field(default_factory=Counter)  # real seconds per phase of a step
     trace: Any = None
     _outage: list[Fault] = field(default_factory=list)
     _killed: tuple[datetime, int] | None = None  # the service's time of the last kill of a leader, its pid
+    _kills_owed: int = 0  # kills drawn that wait for every replica to listen
 
     # ---- the database, read as an operator would ---------------------------------------------
 
@@ -68,7 +73,7 @@ class Drive:
             due = session.scalar(select(func.count()).select_from(Delivery).where(
                 Delivery.status.in_(("pending", "retry")), Delivery.due_at <= now,
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))) or 0
-            sending = list(session.execute(select(Delivery.worker, Delivery.lease_until, Delivery.target)
+            sending = list(session.execute(select(Delivery.worker, Delivery.lease_until, Delivery.target, Delivery.key)
                                            .where(Delivery.status == "sending")).all())
         return due, sending
 
@@ -91,18 +96,38 @@ class Drive:
             self.time.jump(target)
             self.steps += 1
             if self.trace is not None:
-                self.trace.write(f"{now.isoformat()} -> {target.isoformat()}\n")
+                self.trace.write(f"{time.monotonic():.2f} {now.isoformat()} -> {target.isoformat()}\n")
             self._fire_events()
-            if self.rng.random() < self._kill_chance():
-                self._wait_all_up()  # replicas are killed one at a time (as in a rolling failure)
-                self._crash()
+            self._kills_owed += self.rng.random() < self._kill_chance()
+            # Replicas are killed one at a time, as in a rolling failure: a kill drawn while the one
+            # killed last is still starting waits until it listens (the year goes on meanwhile), or
+            # for it when a second one is drawn.
+            if self._kills_owed and (self._kills_owed > 1 or self._all_listening()):
+                self._kill_when_all_up()
             self._route_callbacks()
-            # Replies of the coming hour are typed together: fewer jumps, the same year.
-            self.secretaries.reply_due(self.time.now() + REPLY_BATCH)
-            self.settle()
-            self.secretaries.read_new_messages()
+            with self._phase("replies"):
+                # Replies of the coming hour are typed together: fewer jumps, the same year.
+                self.secretaries.reply_due(self.time.now() + REPLY_BATCH)
+            with self._phase("sending"):
+                self.settle()
+            with self._phase("reading"):
+                self.secretaries.read_new_messages()
             if self.steps % 25 == 0:
                 self.fleet.sample_memory()
+        # Drawn in the last steps, or short of the number wanted: they still happen, and the service catches up.
+        self._kills_owed = max(self._kills_owed, self.kills_wanted - self.crashes.kills)
+        while self._kills_owed:
+            self._kill_when_all_up()
+            with self._phase("sending"):
+                self.settle()
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.spent[name] += time.monotonic() - began
 
     def _next_event(self) -> datetime | None:
         return self.events[0][0] if self.events else None
@@ -119,8 +144,15 @@ class Drive:
                 for path, fault in zip(OUTAGE_PATHS, self._outage, strict=False):
                     self.simulator.withdraw(path, fault)
 
+    def _kill_when_all_up(self) -> None:
+        with self._phase("waiting for restarts"):
+            self._wait_all_up()
+        with self._phase("killing"):
+            self._crash()
+        self._kills_owed -= 1
+
     def _kill_chance(self) -> float:
-        left = self.kills_wanted - self.crashes.kills
+        left = self.kills_wanted - self.crashes.kills - self._kills_owed
         year = (self.end - self.start).total_seconds()
         done = max(1e-6, (self.time.now() - self.start).total_seconds() / year)
         first_guess = 10 * year / 86400  # jumps: about ten a day until the year tells otherwise
@@ -152,7 +184,9 @@ class Drive:
         self.crashes.kills += 1
         pid = self.fleet.pid_of(victim)
         _, sending = self.busy(self.time.now())
-        self.crashes.in_flight.update(channel_of(r.target) for r in sending if f":{pid}:" in (r.worker or ""))
+        killed = [r for r in sending if f":{pid}:" in (r.worker or "")]
+        self.crashes.in_flight.update(channel_of(r.target) for r in killed)
+        self.crashes.in_flight_keys.update(r.key for r in killed)
         if len(self.fleet.replicas) > 1:
             self._killed = (self.time.now(), pid)
         if len(self.fleet.replicas) == 1 and self.rng.random() < 0.12:
@@ -195,6 +229,9 @@ class Drive:
         if first is not None:
             self.crashes.takeovers.append((first - killed_at).total_seconds())
         self._killed = None
+
+    def _all_listening(self) -> bool:
+        return all(self.fleet.listening(replica) for replica in self.fleet.replicas)
 
     def _wait_all_up(self) -> None:
         """Until every replica answers /healthz: the one restarted after the last kill has finished starting."""

@@ -59,6 +59,7 @@ class ChannelFigures:
     days_off: int = 0
     in_flight: int = 0        # rows 'sending' at the moment of a SIGKILL
     timeouts: int = 0         # attempts the service gave up waiting for (WeCom may have taken them)
+    unexplained: list[str] = field(default_factory=list)  # keys received twice, neither in flight nor timed out
 
 
 @dataclass
@@ -105,10 +106,13 @@ def is_day_off(day: date) -> bool:
     return not chinese_calendar.is_workday(day)
 
 
-def tally(store: Store, simulator: Simulator, in_flight: Counter[str], end: datetime) -> YearFigures:
+def tally(store: Store, simulator: Simulator, in_flight: Counter[str], in_flight_keys: set[str],
+          end: datetime) -> YearFigures:
     """The figures of the year up to ``end`` (rows due later may still wait)."""
-    timeouts = timed_out_attempts(store)
+    timed_out = timed_out_attempts(store)
+    timeouts = Counter(channel_of(target) for target, _ in timed_out)
     channels = {name: ChannelFigures(in_flight=in_flight[name], timeouts=timeouts[name]) for name in CHANNELS}
+    explained = in_flight_keys | {key for _, key in timed_out}
     got = received(simulator)
     expected: Counter[tuple[str, str]] = Counter()
     rows_by_text: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
@@ -128,7 +132,7 @@ def tally(store: Store, simulator: Simulator, in_flight: Counter[str], end: date
                 expected[fingerprint] += 1 if row.status == "sent" else 0
         inbox = session.scalar(select(func.count()).select_from(InboundMessage)) or 0
         confirmations = session.scalar(select(func.count()).select_from(Confirmation)) or 0
-        lost_keys = _compare(channels, got, expected, rows_by_text)
+        lost_keys = _compare(channels, got, expected, rows_by_text, explained)
         lost_keys += [row.key for row in rows if row.status in ("pending", "retry", "sending")
                       and row.kind != "alert" and row.rule not in NOT_PLANNED and row.due_at < end]
     return YearFigures(channels, alerted, lost_keys, inbox, confirmations)
@@ -161,13 +165,13 @@ def _named(line: str) -> int:
     return int(more.group(1)) if more else 1
 
 
-def timed_out_attempts(store: Store) -> Counter[str]:
-    """Per channel, the attempts that ended without an answer in time, as the service recorded them:
+def timed_out_attempts(store: Store) -> list[tuple[str, str]]:
+    """(target, key) of each attempt that ended without an answer in time, as the service recorded it:
     the simulator's drawn timeouts, and answers slowed past the wait by a busy machine too."""
-    statement = (select(Delivery.target).join(DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id)
+    statement = (select(Delivery.target, Delivery.key).join(DeliveryAttempt, DeliveryAttempt.delivery_id == Delivery.id)
                  .where(DeliveryAttempt.explanation == TIMED_OUT, Delivery.kind != "alert"))
     with store.session(readonly=True) as session:
-        return Counter(channel_of(target) for target in session.scalars(statement))
+        return [(target, key) for target, key in session.execute(statement).all()]
 
 
 def _count_row(figures: ChannelFigures, row: Delivery) -> None:
@@ -188,7 +192,8 @@ def _count_row(figures: ChannelFigures, row: Delivery) -> None:
 
 
 def _compare(channels: dict[str, ChannelFigures], got: Counter[tuple[str, str]],
-             expected: Counter[tuple[str, str]], rows: dict[tuple[str, str], list[Delivery]]) -> list[str]:
+             expected: Counter[tuple[str, str]], rows: dict[tuple[str, str], list[Delivery]],
+             explained: set[str]) -> list[str]:
     lost: list[str] = []
     for fingerprint, sent_rows in rows.items():
         channel = channels[channel_of(sent_rows[0].target)]
@@ -196,6 +201,8 @@ def _compare(channels: dict[str, ChannelFigures], got: Counter[tuple[str, str]],
         unknown = len(sent_rows) - wanted  # 'unknown' rows: WeCom may or may not have them
         if arrived > wanted + unknown:
             channel.duplicates += arrived - wanted - unknown
+            if not any(row.key in explained for row in sent_rows):
+                channel.unexplained += [row.key for row in sent_rows]
         elif arrived < wanted:
             channel.lost += wanted - arrived
             lost += [r.key for r in sent_rows[: wanted - arrived]]
@@ -212,5 +219,7 @@ def report(figures: YearFigures, now: datetime) -> list[str]:
         lines.append(
             f"  {'':8} duplicates {f.duplicates:3} (bound: {f.in_flight} in flight at kills + {f.timeouts} answers"
             f" past the timeout)  lost {f.lost} (must be 0)  on days off {f.days_off} (must be 0)")
+        if f.unexplained:
+            lines.append(f"  {'':8} received twice, neither in flight at a kill nor timed out: {f.unexplained[:10]}")
     lines.append(f"  alerts to the administrators: {dict(figures.alerted)}")
     return lines

@@ -50,6 +50,7 @@ class Service:
         self.dispatcher = self._new_dispatcher()
         self._replan_wanted = threading.Event()
         self._work_lock = threading.Lock()
+        self._wake_lock = threading.Lock()
         self.scheduler: BackgroundScheduler | None = None
         self._planned_day: date | None = None
         runtime.on_replan_requested = self._on_replan_requested
@@ -229,8 +230,13 @@ class Service:
             self._wake_at(max(due, self.runtime.clock.now()) + timedelta(milliseconds=50))
 
     def _wake_at(self, when: datetime) -> None:
-        if self.scheduler is not None:
+        with self._wake_lock:
+            if self.scheduler is None:
+                return
             run_date = datetime.now(BEIJING) + (when - self.runtime.clock.now())
+            pending = self.scheduler.get_job("wake")
+            if pending is not None and pending.next_run_time <= run_date:
+                return  # an earlier wake-up (立即发送 as a pass ends) is not postponed: its pass plans the next
             self.scheduler.add_job(self.cycle, "date", run_date=run_date, id="wake", replace_existing=True)
 
 

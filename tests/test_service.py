@@ -284,3 +284,50 @@ def test_a_replica_starting_while_another_sends_marks_nothing_late(project: Path
         for service in (second, first):
             service.stop()
             service.runtime.close()
+
+
+def test_a_send_now_asked_for_as_a_pass_ends_is_not_postponed(project: Path, simulator: Simulator) -> None:
+    """立即发送 at the very end of a dispatch pass, before the pass planned its next wake-up: the
+    pass's wake-up, computed before it (the next due time, an hour later), replaced the 立即发送's."""
+    import threading
+    import time
+
+    from apscheduler.events import EVENT_JOB_EXECUTED
+
+    from bot.store.outbox import bring_forward
+
+    clock = FakeClock(at("2026-02-14 09:00"))  # the holiday notices are due at 10:00
+    service = Service(Runtime(project, clock), sleep=lambda seconds: clock.advance(seconds),
+                      monotonic=lambda: clock.now().timestamp())
+    armed, asked, passed = (threading.Event() for _ in range(3))
+    next_due_at = service.dispatcher.next_due_at
+
+    def send_now_as_the_pass_ends() -> datetime | None:
+        due = next_due_at()  # the pass has made its last claim and found its next wake-up
+        if armed.is_set() and not asked.is_set():
+            asked.set()
+            scheduler.pause()  # the 立即发送's wake-up is pending while the pass ends
+            row = list_deliveries(service.runtime.store, kind="holiday_notice")[0]
+            assert bring_forward(service.runtime.store, row.id, "pending", clock.now())
+            service.runtime.request_replan()  # as the console's 立即发送 does
+        return due
+
+    service.dispatcher.next_due_at = send_now_as_the_pass_ends  # type: ignore[method-assign]
+    service.start()
+    scheduler = service.scheduler
+    assert scheduler is not None
+    try:
+        scheduler.remove_job("tick")  # no periodic pass to rescue a lost wake-up
+        scheduler.add_listener(lambda event: passed.set() if asked.is_set() else None, EVENT_JOB_EXECUTED)
+        armed.set()
+        service._wake_now()
+        assert asked.wait(10) and passed.wait(10)
+        scheduler.resume()
+        for _ in range(500):  # up to 10 s, less than a tick's 20; with the fix it comes at once
+            if any(holiday_notices(simulator, key) for key in GROUP_KEYS):
+                break
+            time.sleep(0.02)
+        assert sum(len(holiday_notices(simulator, key)) for key in GROUP_KEYS) == 1
+    finally:
+        service.stop()
+        service.runtime.close()

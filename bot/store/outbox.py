@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot.occurrence import PlannedMessage
@@ -39,6 +40,9 @@ T = TypeVar("T")
 FollowUp = Callable[[list[bool]], Sequence[PlannedMessage]]
 TABLE = Delivery.__table__
 BATCH = 1000
+# Tries to record outcomes while the database is busy (each waits SQLite's busy_timeout, 5 s): well
+# within the lease, after which a row sent and not recorded would be sent again.
+RECORD_TRIES = 6
 OUTCOMES = ("sent", "retry", "failed", "unknown")
 ADMIN_FROM = ("pending", "retry", "failed", "missed")
 RETRYABLE = ("failed", "missed", "unknown")
@@ -240,8 +244,22 @@ def record_outcomes(store: Store, outcomes: Sequence[AttemptOutcome], now: datet
 def record_outcomes_and_queue(store: Store, outcomes: Sequence[AttemptOutcome], now: datetime,
                               follow_up: FollowUp) -> tuple[list[bool], int]:
     """``record_outcomes``, queueing in the same transaction what ``follow_up`` makes of that list (the
-    alerts about these outcomes: never one without the other); and the number of messages inserted."""
+    alerts about these outcomes: never one without the other); and the number of messages inserted.
+
+    A busy database is waited out: these sends happened. A year under load saw SQLite's lock held past
+    its timeout, the outcomes dropped, and each row sent again when its lease ran out.
+    """
     require_aware(now, "now")
+    for attempt in range(1, RECORD_TRIES):
+        try:
+            return _record_and_queue(store, outcomes, now, follow_up)
+        except OperationalError as exc:
+            log.warning("发送结果暂未能写入数据库（%s），第 %d 次重试", exc.orig, attempt)
+    return _record_and_queue(store, outcomes, now, follow_up)
+
+
+def _record_and_queue(store: Store, outcomes: Sequence[AttemptOutcome], now: datetime,
+                      follow_up: FollowUp) -> tuple[list[bool], int]:
     if not outcomes:
         return [], 0
     with store.session() as session:

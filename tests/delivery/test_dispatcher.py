@@ -16,6 +16,7 @@ from fakes import (
     run_until_settled,
     wait_for,
 )
+from sqlalchemy import update
 
 from bot.clock import FakeClock
 from bot.delivery.dispatcher import AMBIGUOUS, DISPATCH_LOCK, Dispatcher
@@ -26,7 +27,7 @@ from bot.simulator import Simulator
 from bot.store.attempts import attempts_of
 from bot.store.claims import begin_send, claim_due
 from bot.store.db import Store, try_leader_lock
-from bot.store.models import Confirmation
+from bot.store.models import Confirmation, Delivery
 from bot.store.outbox import record_outcome
 from bot.store.queries import get_delivery, list_deliveries
 
@@ -183,6 +184,28 @@ def test_missed_rows_from_recovery_raise_one_alert(store: Store, sim: Simulator,
     assert "3 条消息错过发送时间" in alert.text
 
 
+def test_many_missed_rows_are_alerted_in_parts_that_each_reach_the_administrators(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    """Thirty missed nudges with the recovery's reason: twenty lines and "另有 10 条" made 2,097 bytes
+    in the year benchmark, WeCom refused the alert (over 2,048), and nobody heard of them."""
+    from dataclasses import replace
+
+    settings = make_settings(sim.url)
+    dispatcher = make_dispatcher(settings)
+    enqueue(store, [delivery(f"g{i}", settings, clock.now()) for i in range(30)], clock.now())
+    reason = "服务停止期间已超过补发时限，未发送（停机 3 小时 12 分）"
+    missed = [replace(row, last_error=reason) for row in rows_of(store)]
+    with store.session() as session:  # as recovery leaves them
+        session.execute(update(Delivery).values(status="missed", last_error=reason))
+    assert dispatcher.alert_missed(missed) >= 2
+    run_until_settled(dispatcher, clock)
+    alerts = rows_of(store, kind="alert")
+    assert all(row.status == "sent" and len(row.text.encode()) <= 2048 for row in alerts)
+    texts = [m["text"]["content"] for m in sim.user_messages("admin1")]
+    assert len(texts) == len(alerts) and not any("另有" in text for text in texts)
+    assert sum(text.count(reason) for text in texts) == 30
+
+
 def test_a_confirmed_study_nudge_is_cancelled_not_sent(store: Store, sim: Simulator, clock: FakeClock,
                                                        make_dispatcher: MakeDispatcher) -> None:
     settings = make_settings(sim.url)
@@ -306,3 +329,36 @@ def test_deliver_now_returns_final_rows(store: Store, start_sim: Callable[..., S
     rows = deliver_now(store, settings, clock, ["holiday|spring|office", "holiday|spring|g1"], timeout=10)
     assert [(r.target, r.status) for r in rows] == [("office", "sent"), ("g1", "sent")]
     assert rows[1].attempts == 2
+
+
+def test_a_send_recorded_while_the_database_is_busy_is_not_sent_again(
+        store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:
+    """SQLite answered 'database is locked' (a writer starved of the GIL held the lock past the busy
+    timeout) as a batch's outcomes were recorded: they were dropped, the rows stayed 'sending', and
+    each was sent again when its lease ran out. The year benchmark saw 44 such duplicates."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.exc import OperationalError
+
+    settings = make_settings(sim.url)
+    enqueue(store, [delivery(f"g{i}", settings, clock.now()) for i in range(3)], clock.now())
+    refusals = []
+
+    def busy_once(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO delivery_attempts") and len(refusals) < 2:
+            refusals.append(statement)
+            raise OperationalError(statement, None, sqlite3.OperationalError("database is locked"))
+
+    event.listen(Engine, "before_cursor_execute", busy_once)
+    try:
+        report = make_dispatcher(settings).dispatch_due()
+    finally:
+        event.remove(Engine, "before_cursor_execute", busy_once)
+    assert len(refusals) == 2 and report.sent == 3
+    assert [row.status for row in rows_of(store)] == ["sent"] * 3
+    clock.advance(3600)  # long past any lease
+    assert make_dispatcher(settings).dispatch_due().sent == 0
+    for i in range(3):
+        assert len(sim.group_messages(robot_key(i))) == 1

@@ -54,9 +54,13 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
                 advice: str, about: Sequence[DeliveryRow], occurrence: str | None = None) -> int:
     """Queue one alert to the first admin target, due now; the number queued (0 without one, or
     when this occurrence was alerted already)."""
-    messages = alert_messages(settings, now, title, lines, advice, about, occurrence)
+    return queue_alerts(store, alert_messages(settings, now, title, lines, advice, about, occurrence), now, title)
+
+
+def queue_alerts(store: Store, messages: Sequence[PlannedMessage], now: datetime, title: str) -> int:
+    """Queue alert messages due now; the number queued (the same alert again is not queued twice)."""
     inserted = enqueue(store, messages, now) if messages else 0
-    if inserted:  # the same alert again (same title, lines and rows) is not queued twice
+    if inserted:
         log.info("已加入告警，发往 %s：%s", messages[0].target, title)
     return inserted
 

@@ -40,7 +40,7 @@ from bot.formatting import STATUS_LABELS, target_title
 from bot.occurrence import KIND_LABELS, PlannedMessage
 from bot.store.claims import begin_send, claim_due
 from bot.store.db import Store, try_leader_lock
-from bot.store.outbox import AttemptOutcome, FollowUp, enqueue, record_outcomes_and_queue
+from bot.store.outbox import AttemptOutcome, FollowUp, record_outcomes_and_queue
 from bot.store.queries import DeliveryRow, next_claimable_at
 from bot.wecom.http import pooled_session
 from bot.wecom.outcomes import Outcome, max_attempts_for
@@ -344,10 +344,7 @@ class Dispatcher:
         now = self.clock.now()
         messages = alerts.problem_alerts(self.settings, now, "条消息错过发送时间",
                                          [(row, row.last_error) for row in rows], alerts.MISSED_ADVICE)
-        inserted = enqueue(self.store, messages, now) if messages else 0
-        if inserted:
-            log.info("已加入告警，发往 %s：%d 条消息错过发送时间", messages[0].target, len(rows))
-        return inserted
+        return alerts.queue_alerts(self.store, messages, now, f"{len(rows)} 条消息错过发送时间")
 
     # ---- for the scheduler ------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """`wecom-reminder run`: APScheduler wakes; the outbox table remembers.
 
 APScheduler 3 keeps only in-memory jobs with fixed ids, re-added at every start: watch files,
-re-plan, and wake at the next due time. What is due lives in the outbox, so a restart finds overdue
+re-plan, and wake at the next due time. Dispatch passes run one at a time on a thread of their own;
+the tick and the wake-ups only ask it for one. What is due lives in the outbox, so a restart finds overdue
 rows by itself (sent late within the grace window, else marked missed and reported).
 """
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 JOB_DEFAULTS = {
     "coalesce": True,            # a backlog of wake-ups is one wake-up
-    "max_instances": 1,          # never two dispatch passes at once in one process
+    "max_instances": 1,          # a job still running is not started again (passes have their own thread)
     "misfire_grace_time": 3600,  # the default of 1 s would drop a late wake-up silently
 }
 TICK_SECONDS = 20
@@ -50,6 +51,9 @@ class Service:
         self.dispatcher = self._new_dispatcher()
         self._replan_wanted = threading.Event()
         self._work_lock = threading.Lock()
+        self._pass_wanted = threading.Event()
+        self._passes: threading.Thread | None = None
+        self._stopping = False
         self._wake_lock = threading.Lock()
         self.scheduler: BackgroundScheduler | None = None
         self._planned_day: date | None = None
@@ -141,6 +145,8 @@ class Service:
         """Reload if files changed, re-plan if asked, send what is due."""
         self.runtime.beat()
         with self._work_lock:
+            if self._stopping:
+                return  # stop() closed the dispatcher while this pass waited for the lock
             self._apply_file_changes()
             if self._replan_wanted.is_set():
                 self._replan_wanted.clear()
@@ -152,6 +158,25 @@ class Service:
             self._wake_at(self.runtime.clock.now() + timedelta(seconds=BUSY_RETRY_SECONDS))
         else:
             self._schedule_wake()
+
+    def want_pass(self) -> None:
+        """The tick's and the wake-up's job: ask the pass thread for a pass. APScheduler skips a job
+        that fires while the same job still runs; a job this short is skipped only while another
+        is asking too, so no wake-up is lost (one that ran a pass itself was skipped while its pass
+        ran, and what it came for waited for the next tick)."""
+        self._pass_wanted.set()
+
+    def _run_passes(self) -> None:
+        """The pass thread: one pass at a time, and one more for whatever asked while it ran."""
+        while True:
+            self._pass_wanted.wait()
+            if self._stopping:
+                return
+            self._pass_wanted.clear()
+            try:
+                self.cycle()
+            except Exception:  # noqa: BLE001 - the next wake-up or tick tries again
+                log.exception("发送轮次出错，稍后重试")
 
     def replan(self) -> None:
         """Every few minutes: fetch remote calendars again (cheap with ETags), then re-plan."""
@@ -169,6 +194,8 @@ class Service:
         scheduler = BackgroundScheduler(timezone=BEIJING, job_defaults=JOB_DEFAULTS)
         self.add_jobs(scheduler)
         self.scheduler = scheduler
+        self._passes = threading.Thread(target=self._run_passes, name="passes", daemon=True)
+        self._passes.start()
         scheduler.start()
         watch = getattr(self.runtime.clock, "watch", None)
         if watch is not None:  # a clock moved from outside (benchmarks): follow its jumps at once
@@ -178,7 +205,7 @@ class Service:
     def add_jobs(self, scheduler: BackgroundScheduler) -> None:
         """The fixed jobs. The holiday watch is always there: it fetches only while holiday_watch.url
         is set and a year is missing (next year's from 1 October), so a config edit needs no restart."""
-        scheduler.add_job(self.cycle, "interval", seconds=TICK_SECONDS, id="tick")
+        scheduler.add_job(self.want_pass, "interval", seconds=TICK_SECONDS, id="tick")
         scheduler.add_job(self._watch, "interval", seconds=WATCH_SECONDS, id="watch")
         scheduler.add_job(self.replan, "interval", minutes=REPLAN_MINUTES, id="replan")
         scheduler.add_job(self.look_for_notice, "cron", id="holiday_watch", **HOLIDAY_WATCH_AT)
@@ -188,6 +215,8 @@ class Service:
         if scheduler is not None:
             # Not wait=True: a job adding its next wake-up needs the lock a waiting shutdown holds.
             scheduler.shutdown(wait=False)
+        self._stopping = True
+        self._pass_wanted.set()
         with self._work_lock:  # a dispatch pass in flight records its outcomes first
             self.dispatcher.close()
 
@@ -237,7 +266,7 @@ class Service:
             pending = self.scheduler.get_job("wake")
             if pending is not None and pending.next_run_time <= run_date:
                 return  # an earlier wake-up (立即发送 as a pass ends) is not postponed: its pass plans the next
-            self.scheduler.add_job(self.cycle, "date", run_date=run_date, id="wake", replace_existing=True)
+            self.scheduler.add_job(self.want_pass, "date", run_date=run_date, id="wake", replace_existing=True)
 
 
 def release_orphaned_sends(store: Store, now: datetime) -> int:

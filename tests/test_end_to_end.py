@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fakes import ADMIN, login, post
 from werkzeug.serving import make_server
 
 from bot.cli import main
@@ -21,6 +22,7 @@ from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.scheduler import Service
 from bot.simulator import Simulator
+from bot.store.accounts import create_admin
 
 
 def at(text: str) -> datetime:
@@ -50,7 +52,8 @@ class Stack:
         self.service = Service(runtime, sleep=self.clock.advance, monotonic=lambda: self.clock.now().timestamp())
         self.service.start_up()
         settings = runtime.settings()
-        self.server = make_server(settings.server.host, settings.server.port, create_app(runtime), threaded=True,
+        self.app = create_app(runtime)
+        self.server = make_server(settings.server.host, settings.server.port, self.app, threaded=True,
                                   fd=self._listening.fileno())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self.service
@@ -126,6 +129,25 @@ def test_study_prompt_reply_button_nudge_and_overdue(stack: Stack, capsys: pytes
     assert rows["b2"]["status"] == "confirmed"
     assert rows["b3"]["status"] == "missing" and rows["b3"]["confirmed_at"] is None
 
+
+
+def test_a_confirmation_recorded_in_the_console_greys_out_the_secretarys_card(stack: Stack) -> None:
+    """王芳 studied offline; the office records it in the ledger: her card must not still offer 已完成学习."""
+    sim = stack.sim
+    service = stack.start()
+    stack.at("2026-05-11 09:00")
+    assert any(m.get("msgtype") == "template_card" for m in sim.user_messages("wangfang"))
+    create_admin(service.runtime.store, *ADMIN, "admin")
+    admin = stack.app.test_client()
+    assert login(admin, *ADMIN).status_code == 302
+    stack.at("2026-05-11 10:00")
+    form = {"item": "jsjy-2026-05", "branch": "b3", "by": "王芳", "at": "2026-05-11T09:40",
+            "reason": "线下集中学习，书记未在企业微信中确认"}
+    assert post(admin, "/admin/ledger/confirm", form).status_code == 302
+    eventually(lambda: [m["card"]["replace_name"] for m in sim.user_messages("wangfang") if "card" in m]
+               == ["已完成 05-11 09:40"])
+    [update] = sim.requests("/cgi-bin/message/update_template_card")
+    assert update.answer["errcode"] == 0 and update.json["userids"] == ["wangfang"]
 
 def test_a_click_is_confirmed_on_the_card_without_the_passive_reply(stack: Stack) -> None:
     sim = stack.sim

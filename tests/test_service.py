@@ -286,13 +286,21 @@ def test_a_replica_starting_while_another_sends_marks_nothing_late(project: Path
             service.runtime.close()
 
 
+def one_notice_arrives_before_a_tick(simulator: Simulator) -> bool:
+    """Within 10 s, less than a tick's 20 (with the tick removed, a lost wake-up never comes)."""
+    import time
+
+    for _ in range(500):
+        if any(holiday_notices(simulator, key) for key in GROUP_KEYS):
+            break
+        time.sleep(0.02)
+    return sum(len(holiday_notices(simulator, key)) for key in GROUP_KEYS) == 1
+
+
 def test_a_send_now_asked_for_as_a_pass_ends_is_not_postponed(project: Path, simulator: Simulator) -> None:
     """立即发送 at the very end of a dispatch pass, before the pass planned its next wake-up: the
     pass's wake-up, computed before it (the next due time, an hour later), replaced the 立即发送's."""
     import threading
-    import time
-
-    from apscheduler.events import EVENT_JOB_EXECUTED
 
     from bot.store.outbox import bring_forward
 
@@ -312,22 +320,66 @@ def test_a_send_now_asked_for_as_a_pass_ends_is_not_postponed(project: Path, sim
             service.runtime.request_replan()  # as the console's 立即发送 does
         return due
 
+    wake_at = service._wake_at
+
+    def wake_at_as_the_pass_ends(when: datetime) -> None:
+        wake_at(when)
+        if asked.is_set() and when > clock.now() + timedelta(minutes=30):  # the pass's own, for 10:00
+            passed.set()
+
     service.dispatcher.next_due_at = send_now_as_the_pass_ends  # type: ignore[method-assign]
+    service._wake_at = wake_at_as_the_pass_ends  # type: ignore[method-assign]
     service.start()
     scheduler = service.scheduler
     assert scheduler is not None
     try:
         scheduler.remove_job("tick")  # no periodic pass to rescue a lost wake-up
-        scheduler.add_listener(lambda event: passed.set() if asked.is_set() else None, EVENT_JOB_EXECUTED)
         armed.set()
         service._wake_now()
         assert asked.wait(10) and passed.wait(10)
         scheduler.resume()
-        for _ in range(500):  # up to 10 s, less than a tick's 20; with the fix it comes at once
-            if any(holiday_notices(simulator, key) for key in GROUP_KEYS):
-                break
-            time.sleep(0.02)
-        assert sum(len(holiday_notices(simulator, key)) for key in GROUP_KEYS) == 1
+        assert one_notice_arrives_before_a_tick(simulator)
+    finally:
+        service.stop()
+        service.runtime.close()
+
+
+def test_a_send_now_asked_for_while_a_pass_runs_is_sent_when_it_ends(project: Path, simulator: Simulator) -> None:
+    """立即发送 while a pass is still running: its wake-up fires during the pass, and APScheduler
+    skipped it as a second instance of the running job, so the message waited for the next tick."""
+    import threading
+
+    from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES
+
+    from bot.store.outbox import bring_forward
+
+    clock = FakeClock(at("2026-02-14 09:00"))  # the holiday notices are due at 10:00
+    service = Service(Runtime(project, clock), sleep=lambda seconds: clock.advance(seconds),
+                      monotonic=lambda: clock.now().timestamp())
+    armed, asked, fired = threading.Event(), threading.Event(), threading.Event()
+    next_due_at = service.dispatcher.next_due_at
+
+    def send_now_during_the_pass() -> datetime | None:
+        due = next_due_at()
+        if armed.is_set() and not asked.is_set():
+            asked.set()
+            row = list_deliveries(service.runtime.store, kind="holiday_notice")[0]
+            assert bring_forward(service.runtime.store, row.id, "pending", clock.now())
+            service.runtime.request_replan()  # as the console's 立即发送 does
+            assert fired.wait(10)  # its wake-up came while this pass is still running
+        return due
+
+    service.dispatcher.next_due_at = send_now_during_the_pass  # type: ignore[method-assign]
+    service.start()
+    scheduler = service.scheduler
+    assert scheduler is not None
+    try:
+        scheduler.remove_job("tick")  # no periodic pass to rescue a lost wake-up
+        scheduler.add_listener(lambda event: fired.set() if event.job_id == "wake" and asked.is_set() else None,
+                               EVENT_JOB_EXECUTED | EVENT_JOB_MAX_INSTANCES)
+        armed.set()
+        service._wake_now()
+        assert one_notice_arrives_before_a_tick(simulator)
     finally:
         service.stop()
         service.runtime.close()

@@ -26,7 +26,8 @@ from bot.store.db import Store
 from bot.store.outbox import enqueue
 from bot.store.queries import DeliveryRow
 from bot.templates.pool import shared_pool
-from bot.templates.render import RenderedMessage, TemplateLibrary
+from bot.templates.render import RenderedMessage, TemplateLibrary, size_problems
+from bot.wecom.callback_crypto import truncate_utf8
 from bot.wecom.outcomes import Outcome
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ ALERT_KIND = "alert"
 ADMIN_KINDS = frozenset({ALERT_KIND, "study_overdue"})
 MAX_LINES = 20
 PART_BYTES = 1400  # of problem lines in one alert; WeCom's text limit is 2,048 bytes
+LINE_BYTES = 600   # of one problem line (a long error message is cut, its file and line come first)
+TEXT_BYTES = 2048
+ADMIN_CHANNELS = ("robot", "app", "appchat")  # an alert may be forwarded along the chain to any of them
 FAILED_ADVICE = "核对失败原因；群机器人密钥或应用配置有误的，更正配置后在管理后台重新发送"
 UNKNOWN_ADVICE = "请到相应群聊确认消息是否已送达；未送达的，在管理后台重新发送"
 CONFIGURATION_ADVICE = "按上面的处理办法更正企业微信后台或配置文件后，在管理后台「发送记录」中重新发送；同一原因当天不再重复告警"
@@ -67,31 +71,42 @@ def queue_alerts(store: Store, messages: Sequence[PlannedMessage], now: datetime
 
 def alert_messages(settings: Settings, now: datetime, title: str, lines: Sequence[str], advice: str,
                    about: Sequence[DeliveryRow], occurrence: str | None = None) -> list[PlannedMessage]:
-    """The alert as a message to queue (none without an admin target); its key is the same for the
-    same title, lines and row attempts, so queueing it again is a no-op."""
+    """The alert as messages to queue (none without an admin target), each within WeCom's 2,048 bytes.
+
+    Keyed by its content (no ``occurrence``), it names every line, in parts: the same title, lines
+    and row attempts give the same keys, so queueing it again is a no-op. Keyed by ``occurrence``
+    (once per cause and day), it is one message, cut to "……另有 N 条" if it must be."""
     chain = [name for name in settings.admin_chain() if name in settings.all_targets()]
     if not chain:
         log.warning("未配置 admins.targets，告警未发送：%s（%d 条）", title, len(lines))
         return []
-    message = render_alert(settings, title, lines, advice)
-    if occurrence is None:
-        seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + title + "\n".join(lines)
-        occurrence = "alert:" + hashlib.sha256(seed.encode()).hexdigest()[:20]
-    return [_alert_message(chain[0], occurrence, message, now)]
+    parts = _parts([short for line in lines for short in _short_lines(line)])
+    if occurrence is not None:
+        cut = sum(len(part) for part in parts[1:])
+        parts = [[*parts[0], f"……另有 {cut} 条，详见管理后台"] if cut else parts[0]] if parts else [[]]
+        return [_alert_message(chain[0], occurrence, render_alert(settings, title, parts[0], advice), now)]
+    messages = []
+    for number, part in enumerate(parts or [[]], 1):
+        named = f"{title}（{number}/{len(parts)}）" if len(parts) > 1 else title
+        seed = ",".join(f"{row.id}:{row.attempts}:{row.status}" for row in about) + named + "\n".join(part)
+        key = "alert:" + hashlib.sha256(seed.encode()).hexdigest()[:20]
+        messages.append(_alert_message(chain[0], key, render_alert(settings, named, part, advice), now))
+    return messages
 
 
 def problem_alerts(settings: Settings, now: datetime, title: str, problems: Sequence[tuple[DeliveryRow, str | None]],
                    advice: str) -> list[PlannedMessage]:
-    """Alerts naming every row, in parts that each fit one message (none cut to "另有 N 条")."""
+    """Alerts naming every row, in parts that each fit one message (none without a row)."""
+    if not problems:
+        return []
     lines = [problem_line(row, reason, settings) for row, reason in problems]
-    parts = _parts(lines)
-    messages, start = [], 0
-    for number, part in enumerate(parts, 1):
-        suffix = f"（{number}/{len(parts)}）" if len(parts) > 1 else ""
-        about = [row for row, _ in problems[start:start + len(part)]]
-        messages += alert_messages(settings, now, f"{len(problems)} {title}{suffix}", part, advice, about)
-        start += len(part)
-    return messages
+    return alert_messages(settings, now, f"{len(problems)} {title}", lines, advice, [row for row, _ in problems])
+
+
+def _short_lines(text: str) -> list[str]:
+    """A problem's text as lines of at most LINE_BYTES (an error message may span lines)."""
+    return [truncate_utf8(line, LINE_BYTES - 3) + "…" if len(line.encode()) > LINE_BYTES else line
+            for line in text.splitlines() if line.strip()] or [text]
 
 
 def _parts(lines: Sequence[str]) -> list[list[str]]:
@@ -168,15 +183,18 @@ def _alert_message(name: str, occurrence: str, message: RenderedMessage, now: da
 
 
 def render_alert(settings: Settings, title: str, lines: Sequence[str], advice: str) -> RenderedMessage:
-    shown = list(lines[:MAX_LINES])
-    if len(lines) > MAX_LINES:
-        shown.append(f"……另有 {len(lines) - MAX_LINES} 条，详见管理后台")
-    context = {"alert": {"title": title, "lines": shown, "advice": advice},
+    """One part of an alert, from messages/alert.j2; plain text where the template fails or runs
+    past the size WeCom accepts (an alert nobody receives is worse than a plain one)."""
+    context = {"alert": {"title": title, "lines": list(lines), "advice": advice},
                "organisation": {"name": settings.organisation.name}}
     try:
-        return TemplateLibrary(settings.path("messages"), pool=shared_pool()).render("alert", context)
+        message = TemplateLibrary(settings.path("messages"), pool=shared_pool()).render("alert", context)
     except (BotError, TemplateNotFound):
         # A broken or runaway alert template (stopped by the pool) must not hide the alert itself.
         log.warning("告警模板无法渲染，改发纯文本", exc_info=True)
-        text = "\n".join([f"【wecom-reminder 告警】{title}", *(f"- {line}" for line in shown), f"处理建议：{advice}"])
-        return RenderedMessage("text", "发送异常告警", text)
+    else:
+        if not size_problems(message, ADMIN_CHANNELS):
+            return message
+        log.warning("告警模板渲染后超过企业微信长度上限，改发纯文本：%s", title)
+    text = "\n".join([f"【wecom-reminder 告警】{title}", *(f"- {line}" for line in lines), f"处理建议：{advice}"])
+    return RenderedMessage("text", "发送异常告警", truncate_utf8(text, TEXT_BYTES))

@@ -284,17 +284,18 @@ def after_answer(ctx: CallbackContext, inbound: Inbound, outcome: Outcome) -> No
         return  # a repeat: the cards were greyed out when the confirmation was made
     clicked = inbound.get("TaskId") if inbound.is_card_click else None
     now = ctx.clock.now()
-    ctx.after_response(lambda: _close_cards(ctx.store, settings, user, made, clicked, now))
+    ctx.after_response(lambda: close_cards(ctx.store, settings, user, made, clicked, now))
 
 
 def done_label(confirmed_at: datetime) -> str:
     return f"已完成 {confirmed_at.astimezone(BEIJING):%m-%d %H:%M}"
 
 
-def _close_cards(store: Store, settings: Settings, userid: str, confirmed: Sequence[ConfirmResult],
-                 clicked_task: str | None, now: datetime) -> None:
+def close_cards(store: Store, settings: Settings, userid: str, confirmed: Sequence[ConfirmResult],
+                clicked_task: str | None, now: datetime) -> None:
     """The other cards of the confirmed items that this secretary still sees with a live button (a
-    reply in words, or a second card): greyed out with their send's response_code (single use, 72 h)."""
+    reply in words, a second card, a confirmation an administrator recorded): greyed out with their
+    send's response_code (single use, 72 h)."""
     for result in confirmed:
         branch = settings.branch(result.branch)
         if branch is None:

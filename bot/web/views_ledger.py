@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 from flask import abort, g, redirect, render_template, request, send_file, url_for
 
 from bot import reports
+from bot.inbox.callback import close_cards
 from bot.inbox.ledger import report_rows
-from bot.store.confirmations import confirm
+from bot.store.confirmations import ConfirmResult, confirm
 from bot.web.charts import Bar, stacked_bars
 from bot.web.common import actor, console, notice, now, page_of, parse_int, record, runtime, settings
 
@@ -166,6 +167,13 @@ def _parse_moment(text: str) -> datetime | None:
         return None
 
 
+def _close_cards(result: ConfirmResult, userid: str) -> None:
+    """The secretary's study cards lose their live button, as when the secretary confirms."""
+    rt = runtime()
+    store, settings_now, at = rt.store, rt.settings(), rt.clock.now()
+    rt.after_response(lambda: close_cards(store, settings_now, userid, [result], None, at))
+
+
 def _form_error(reason: str, by: str, at: datetime | None) -> str | None:
     if not reason:
         return "请填写补录原因（如：线下已学习，书记未在企业微信中确认）。"
@@ -196,5 +204,6 @@ def ledger_confirm() -> Any:
     record("补录学习确认", f"{item.title} · {branch.name}", before="未确认",
            after=f"{by} {at:%Y-%m-%d %H:%M} 确认{'（逾期）' if result.late else ''}；原因：{reason}")
     runtime().request_replan()  # the branch's pending nudges are no longer needed
+    _close_cards(result, branch.secretary.userid)
     notice(f"已补录{branch.name}对“{item.title}”的学习确认。", "success")
     return redirect(_back(item))

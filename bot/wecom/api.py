@@ -266,17 +266,31 @@ def update_template_card(settings: Settings, response_code: str, userids: list[s
     app = app_for(settings, session)
     body = {"userids": list(userids), "agentid": app.agent_id, "response_code": response_code,
             "button": {"replace_name": replace_name}}
-    _call_or_raise(app, "message/update_template_card", body, "更新模板卡片失败")
+    _call_or_raise(app, "message/update_template_card", body, "更新模板卡片失败", CARD_UPDATE_ERRORS)
 
 
 def recall(settings: Settings, msgid: str, session: requests.Session | None = None) -> None:
     """Recall an app message sent within the last 24 hours."""
-    _call_or_raise(app_for(settings, session), "message/recall", {"msgid": msgid}, "撤回消息失败")
+    _call_or_raise(app_for(settings, session), "message/recall", {"msgid": msgid}, "撤回消息失败", RECALL_ERRORS)
 
 
-def _call_or_raise(app: WeComApp, endpoint: str, body: dict[str, Any], what: str) -> None:
+# What an errcode means for these calls: the send's table (bot.wecom.outcomes) speaks of message
+# content, and a used or expired response_code is not a template to shorten (40058 for an invalid
+# parameter is the simulator's reading; WeCom's own code for it is unconfirmed).
+CARD_UPDATE_ERRORS = {
+    40058: "卡片的 response_code 已使用、已过期（超过 72 小时）或无效（40058），按钮未能改为“已完成”；"
+           "确认记录不受影响，无需处理",
+}
+RECALL_ERRORS = {
+    40058: "消息编号无效或已超过 24 小时，无法撤回（40058）；请在相应会话中另行发送更正说明",
+}
+
+
+def _call_or_raise(app: WeComApp, endpoint: str, body: dict[str, Any], what: str,
+                   meanings: dict[int, str]) -> None:
     try:
         app.post(endpoint, body)
     except Exception as exc:  # noqa: BLE001 - classify re-raises what it does not know
         outcome = classify(None, None, exc)
-        raise DeliveryError(f"{what}：{outcome.error}") from None
+        reason = meanings.get(outcome.errcode or 0, outcome.error)
+        raise DeliveryError(f"{what}：{reason}") from None

@@ -247,9 +247,21 @@ def test_update_template_card_raises_a_chinese_delivery_error(sim: Simulator) ->
 
     from bot.errors import DeliveryError
     from bot.wecom.api import update_template_card
-    with pytest.raises(DeliveryError, match="更新模板卡片失败"):
+    with pytest.raises(DeliveryError, match="更新模板卡片失败") as raised:
         update_template_card(make_settings(sim.url), "no-such-code", ["zhangwei"], "已完成")
+    # A used or expired code is not a template to shorten (the send's meaning of 40058).
+    assert "response_code 已使用" in str(raised.value) and "缩短" not in str(raised.value)
 
+
+
+def test_a_recall_refused_says_it_cannot_be_recalled_not_that_a_template_is_long(sim: Simulator) -> None:
+    import pytest
+
+    from bot.errors import DeliveryError
+    from bot.wecom.api import recall
+    with pytest.raises(DeliveryError, match="撤回消息失败") as raised:
+        recall(make_settings(sim.url), "no-such-msgid")
+    assert "无法撤回" in str(raised.value) and "缩短" not in str(raised.value)
 
 def test_a_crashed_send_is_re_sent_marked_resent_and_a_stale_attempt_cannot_overwrite(
         any_store: Store, sim: Simulator, clock: FakeClock, make_dispatcher: MakeDispatcher) -> None:

@@ -57,6 +57,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="after-response")
         self.on_replan_requested: Callable[[], None] | None = None
+        self.on_reloaded: list[Callable[[], None]] = []  # after a good reload: parts that follow the config
         self._templates: tuple[tuple[int, int], TemplateLibrary] | None = None
         self._extra_items: tuple[Any, ...] = ()  # the demo's item open today (bot.commands.demo_today)
 
@@ -132,6 +133,8 @@ class Runtime:
             self._loaded = self._with_extra_items(loaded)
         self.last_reload_error = None
         log.info("已重新加载配置和日程")
+        for follow in self.on_reloaded:
+            follow()
         return True
 
     def add_study_items(self, items: tuple[Any, ...]) -> None:

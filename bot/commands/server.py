@@ -19,7 +19,7 @@ from waitress import create_server
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.inbox.callback import callback_blueprint
-from bot.inbox.group_bot import RunningGroupBot
+from bot.inbox.group_bot import GroupBotKeeper
 from bot.runtime import Runtime
 from bot.scheduler import Service
 from bot.web import create_console
@@ -95,11 +95,10 @@ def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
     server = create_server(app, host=settings.server.host, port=settings.server.port,
                            threads=HTTP_THREADS, ident="wecom-reminder")
     service = Service(runtime)
-    group_bot = None
+    group_bot = GroupBotKeeper(runtime)  # the 智能机器人's long connection: confirmations in groups
     try:
         service.start()
-        if settings.aibot is not None:  # the 智能机器人's long connection: confirmations in groups
-            group_bot = RunningGroupBot(runtime).start()
+        group_bot.follow()
         # The HTTP server runs beside the main thread, which only waits: a signal that arrives
         # during start-up or at any later moment is handled the same way.
         web = threading.Thread(target=server.run, name="http", daemon=True)
@@ -116,8 +115,7 @@ def serve(runtime: Runtime, ready: threading.Event | None = None) -> int:
         log.info("正在停止……")
     finally:
         server.close()
-        if group_bot is not None:
-            group_bot.stop()
+        group_bot.stop()
         close_app(app)
         service.stop()
         runtime.close()

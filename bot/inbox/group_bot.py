@@ -21,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,10 @@ from bot.store.confirmations import confirmed_pairs
 from bot.templates.card import RenderedCard
 from bot.wecom.aibot import AibotClient, Link, LinkDead, Refused, Timing
 from bot.wecom.aibot_frames import Frame, callback_fields, card_push, card_update, req_id_of, text_reply
+
+if TYPE_CHECKING:
+    from bot.config import AibotSettings
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -237,3 +241,34 @@ class RunningGroupBot:
     def stop(self) -> None:
         self.client.stop()
         self.bot.close()
+
+
+class GroupBotKeeper:
+    """The AI bot's connection follows the configuration: started where ``aibot`` is set, and on a
+    reload that changes it, stopped and started again with the new settings (a corrected secret
+    takes effect without restarting the service), or stopped where it was removed."""
+
+    def __init__(self, runtime: Runtime, timing: Timing | None = None) -> None:
+        self.runtime = runtime
+        self.timing = timing
+        self.running: RunningGroupBot | None = None
+        self._settings: AibotSettings | None = None
+        self._lock = threading.Lock()
+        runtime.on_reloaded.append(self.follow)
+
+    def follow(self) -> None:
+        wanted = self.runtime.settings().aibot
+        with self._lock:
+            if wanted == self._settings:
+                return
+            if self.running is not None:
+                self.running.stop()
+                log.info("智能机器人配置已修改，按新配置重新连接" if wanted else "配置中已删除智能机器人，已断开长连接")
+            self.running = RunningGroupBot(self.runtime, self.timing).start() if wanted is not None else None
+            self._settings = wanted
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.running is not None:
+                self.running.stop()
+            self.running, self._settings = None, None

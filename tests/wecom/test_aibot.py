@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from bot.cli import main
 from bot.clock import BEIJING, FakeClock
-from bot.inbox.group_bot import RunningGroupBot
+from bot.inbox.group_bot import GroupBotKeeper, RunningGroupBot
 from bot.runtime import Runtime
 from bot.simulator.aibot_ws import AibotServer
 from bot.store.aibot import bind_chat, card_items, learn_chat, learnt_chats
@@ -253,3 +253,36 @@ def test_the_group_card_is_the_study_prompt_template_as_an_administrator_saved_i
     assert card["main_title"]["title"].startswith("学习提醒：") and card["button_list"][0]["text"] == "已完成学习"
     assert [row["keyname"] for row in card["horizontal_content_list"]][:1] == ["截止时间"]
     assert card["sub_title_text"].endswith("尚未完成的学习事项。")  # whole, within the card's 160 characters
+
+
+def test_a_corrected_aibot_secret_takes_effect_without_a_restart(project: Path, sim: AibotServer, db_url: str) -> None:
+    """The administrator pasted the wrong secret; WeCom refuses the subscription. Correcting it in
+    config.yaml reconnects within the file watch, as every other setting takes effect."""
+    configure_aibot(project, sim.url, db_url)
+    project.write_text(project.read_text(encoding="utf-8").replace(AIBOT_SECRET, "secret-pasted-wrong"),
+                       encoding="utf-8")
+    runtime = Runtime(project, FakeClock(datetime(2026, 5, 11, 9, 30, tzinfo=BEIJING)))
+    keeper = GroupBotKeeper(runtime, FAST_AIBOT)
+    try:
+        keeper.follow()
+        wait_for(lambda: _alerted(runtime, "智能机器人订阅被拒绝"))  # the administrators hear of it
+        assert sim.subscriptions == 0 and sim.mention(GROUP, "zhangwei", "第5期已学习") is None
+        project.write_text(project.read_text(encoding="utf-8").replace("secret-pasted-wrong", AIBOT_SECRET),
+                           encoding="utf-8")
+        assert runtime.reload_if_changed()  # what the service's file watch does every 5 s
+        assert keeper.running is not None
+        wait_for(lambda: keeper.running is not None and keeper.running.client.state == "subscribed")
+        assert "已记录" in reply_text(sim, sim.mention(GROUP, "zhangwei", "第5期已学习"))
+        assert confirmations(runtime) == [("b1", "zhangwei", "reply")]
+        # Removed from the config: the connection is closed, nothing answers in the group.
+        project.write_text(project.read_text(encoding="utf-8").split("\naibot:")[0] + "\n", encoding="utf-8")
+        assert runtime.reload_if_changed() and keeper.running is None
+        wait_for(lambda: not sim.connected())
+    finally:
+        keeper.stop()
+        runtime.close()
+
+
+def _alerted(runtime: Runtime, title: str) -> bool:
+    with runtime.store.session(readonly=True) as session:
+        return bool(session.scalar(select(Delivery.id).where(Delivery.kind == "alert", Delivery.text.contains(title))))

@@ -66,11 +66,11 @@ def plan_occurrences(inputs: PlanInputs, start: date, end: date, now: datetime,
 
 def _plan_meetings(inputs: PlanInputs, start: date, end: date, now: datetime,
                    state: PlanState) -> list[Occurrence]:
-    from bot.calendars.meetings import expand_meetings
+    from bot.calendars.meetings import meetings_between
     from bot.rules.meetings import plan_meetings
     settings = inputs.settings
     branches = settings.organisation.branches
-    meetings = expand_meetings(inputs.meetings, inputs.calendar, start, end, inputs.ics_texts)
+    meetings = meetings_between(inputs.meetings, inputs.calendar, start, end, inputs.ics_texts)
     return plan_meetings(meetings, now=now, start=start, end=end, calendar=inputs.calendar,
                          branch_names={b.id: b.name for b in branches},
                          branch_targets={b.id: (b.group,) if b.group else () for b in branches},

@@ -126,10 +126,9 @@ def tally(store: Store, simulator: Simulator, in_flight: Counter[str], in_flight
                 continue
             figures = channels[channel_of(row.target)]
             _count_row(figures, row)
-            if row.status in ("sent", "unknown"):
-                fingerprint = (address_of(row.target), row_content(row))
-                rows_by_text[fingerprint].append(row)
-                expected[fingerprint] += 1 if row.status == "sent" else 0
+            fingerprint = (address_of(row.target), row_content(row))
+            rows_by_text[fingerprint].append(row)
+            expected[fingerprint] += 1 if row.status == "sent" else 0
         inbox = session.scalar(select(func.count()).select_from(InboundMessage)) or 0
         confirmations = session.scalar(select(func.count()).select_from(Confirmation)) or 0
         lost_keys = _compare(channels, got, expected, rows_by_text, explained)
@@ -194,15 +193,22 @@ def _count_row(figures: ChannelFigures, row: Delivery) -> None:
 def _compare(channels: dict[str, ChannelFigures], got: Counter[tuple[str, str]],
              expected: Counter[tuple[str, str]], rows: dict[tuple[str, str], list[Delivery]],
              explained: set[str]) -> list[str]:
+    """Deliveries against rows, by (address, text). Every row with that text counts as a possible
+    explanation of a second delivery: a meeting's reminder the day before and on the day read the
+    same, and the first may have reached WeCom in a send that timed out, then been marked missed
+    after a downtime past the grace window."""
     lost: list[str] = []
-    for fingerprint, sent_rows in rows.items():
+    for fingerprint, same_text in rows.items():
+        sent_rows = [row for row in same_text if row.status in ("sent", "unknown")]
+        if not sent_rows:
+            continue
         channel = channels[channel_of(sent_rows[0].target)]
         arrived, wanted = got[fingerprint], expected[fingerprint]
         unknown = len(sent_rows) - wanted  # 'unknown' rows: WeCom may or may not have them
         if arrived > wanted + unknown:
             channel.duplicates += arrived - wanted - unknown
-            if not any(row.key in explained for row in sent_rows):
-                channel.unexplained += [row.key for row in sent_rows]
+            if not any(row.key in explained for row in same_text):
+                channel.unexplained += [row.key for row in same_text]
         elif arrived < wanted:
             channel.lost += wanted - arrived
             lost += [r.key for r in sent_rows[: wanted - arrived]]

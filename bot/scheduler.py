@@ -27,6 +27,7 @@ from bot.runtime import Runtime
 from bot.store.claims import end_sending_leases
 from bot.store.db import Store, try_leader_lock
 from bot.store.outbox import recover_overdue
+from bot.wecom.outcomes import TIMED_OUT
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ class Service:
         with try_leader_lock(self.runtime.store, DISPATCH_LOCK) as alone:
             if not alone:
                 return
-            result = recover_overdue(self.runtime.store, self.runtime.clock.now(), settings.delivery.grace)
+            result = recover_overdue(self.runtime.store, self.runtime.clock.now(), settings.delivery.grace,
+                                     unanswered=(TIMED_OUT,))
         if result.late:
             log.info("服务恢复：%d 条消息在补发时限内，将迟发", result.late)
         if result.missed:

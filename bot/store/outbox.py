@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -53,6 +53,9 @@ ROW_FIELDS = ("key", "rule", "kind", "occurrence", "item", "target", "due_at", *
 
 CANCELLED_BY_PLAN = "计划已变更，不再发送"
 MISSED_WHILE_DOWN = "服务停止期间已超过补发时限，未发送"
+# Its last attempt ended without an answer: WeCom may have delivered it, and a re-send by hand would
+# then be a second copy.
+MISSED_MAYBE_DELIVERED = "服务停止期间已超过补发时限，未再发送；此前一次请求超时，企业微信可能已收到，请先到群聊核实"
 ADMIN_REASONS = {"skipped": "管理员已跳过", "cancelled": "管理员已取消"}
 
 
@@ -315,13 +318,18 @@ def _record_params(outcome: AttemptOutcome, now: datetime) -> dict[str, Any]:
             "b_updated_at": now, "b_sent_at": now if outcome.status == "sent" else None}
 
 
-def recover_overdue(store: Store, now: datetime, grace: timedelta) -> RecoveryResult:
-    """At start: rows older than the grace window are missed; younger overdue ones go out late."""
+def recover_overdue(store: Store, now: datetime, grace: timedelta,
+                    unanswered: Collection[str] = ()) -> RecoveryResult:
+    """At start: rows older than the grace window are missed; younger overdue ones go out late.
+    A missed row whose last error is one of ``unanswered`` (a send that got no answer) says that
+    WeCom may have it."""
     cutoff = require_aware(now, "now") - grace
+    reason = case((Delivery.last_error.in_(list(unanswered)), MISSED_MAYBE_DELIVERED),
+                  else_=MISSED_WHILE_DOWN) if unanswered else MISSED_WHILE_DOWN
     with store.session() as session:
         missed = session.scalars(
             update(Delivery).where(Delivery.status.in_(CLAIMABLE), Delivery.due_at < cutoff)
-            .values(status="missed", last_error=MISSED_WHILE_DOWN, next_attempt_at=None, updated_at=now)
+            .values(status="missed", last_error=reason, next_attempt_at=None, updated_at=now)
             .returning(Delivery).execution_options(synchronize_session=False)
         ).all()
         late = session.execute(

@@ -137,3 +137,17 @@ def test_recover_overdue_marks_old_retries_missed(any_store: Store, make) -> Non
     result = recover_overdue(any_store, T0 + DAY, timedelta(hours=2))
     assert [r.id for r in result.missed] == [row.id]
     assert claim_due(any_store, T0 + DAY, "w1") == []
+
+
+def test_a_missed_row_whose_last_send_got_no_answer_says_wecom_may_have_it(any_store: Store, make) -> None:
+    """A send that timed out may have been delivered: "未发送" would invite a second copy by hand."""
+    from bot.wecom.outcomes import TIMED_OUT
+    plan(any_store, make, T0, T0 + SECOND)
+    timed_out, refused = claim_due(any_store, T0 + SECOND, "w1")
+    later = T0 + timedelta(minutes=1)
+    record_outcome(any_store, timed_out.id, 1, status="retry", now=T0, error=TIMED_OUT, next_attempt_at=later)
+    record_outcome(any_store, refused.id, 1, status="retry", now=T0, error="企业微信系统繁忙（-1）", next_attempt_at=later)
+    result = recover_overdue(any_store, T0 + DAY, timedelta(hours=2), unanswered=(TIMED_OUT,))
+    reasons = {row.id: row.last_error for row in result.missed}
+    assert reasons == {timed_out.id: "服务停止期间已超过补发时限，未再发送；此前一次请求超时，企业微信可能已收到，请先到群聊核实",
+                       refused.id: "服务停止期间已超过补发时限，未发送"}

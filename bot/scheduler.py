@@ -53,7 +53,6 @@ class Service:
         self._replan_wanted = threading.Event()
         self._work_lock = threading.Lock()
         self._pass_wanted = threading.Event()
-        self._passes: threading.Thread | None = None
         self._stopping = False
         self._wake_lock = threading.Lock()
         self.scheduler: BackgroundScheduler | None = None
@@ -196,8 +195,7 @@ class Service:
         scheduler = BackgroundScheduler(timezone=BEIJING, job_defaults=JOB_DEFAULTS)
         self.add_jobs(scheduler)
         self.scheduler = scheduler
-        self._passes = threading.Thread(target=self._run_passes, name="passes", daemon=True)
-        self._passes.start()
+        threading.Thread(target=self._run_passes, name="passes", daemon=True).start()
         scheduler.start()
         watch = getattr(self.runtime.clock, "watch", None)
         if watch is not None:  # a clock moved from outside (benchmarks): follow its jumps at once

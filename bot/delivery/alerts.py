@@ -58,13 +58,9 @@ def raise_alert(store: Store, settings: Settings, now: datetime, title: str, lin
                 advice: str, about: Sequence[DeliveryRow], occurrence: str | None = None) -> int:
     """Queue one alert to the first admin target, due now; the number queued (0 without one, or
     when this occurrence was alerted already)."""
-    return queue_alerts(store, alert_messages(settings, now, title, lines, advice, about, occurrence), now, title)
-
-
-def queue_alerts(store: Store, messages: Sequence[PlannedMessage], now: datetime, title: str) -> int:
-    """Queue alert messages due now; the number queued (the same alert again is not queued twice)."""
+    messages = alert_messages(settings, now, title, lines, advice, about, occurrence)
     inserted = enqueue(store, messages, now) if messages else 0
-    if inserted:
+    if inserted:  # the same alert again (same title, lines and rows) is not queued twice
         log.info("已加入告警，发往 %s：%s", messages[0].target, title)
     return inserted
 
@@ -80,11 +76,13 @@ def alert_messages(settings: Settings, now: datetime, title: str, lines: Sequenc
     if not chain:
         log.warning("未配置 admins.targets，告警未发送：%s（%d 条）", title, len(lines))
         return []
-    parts = _parts([short for line in lines for short in _short_lines(line)])
-    if occurrence is not None:
-        cut = sum(len(part) for part in parts[1:])
-        parts = [[*parts[0], f"……另有 {cut} 条，详见管理后台"] if cut else parts[0]] if parts else [[]]
-        return [_alert_message(chain[0], occurrence, render_alert(settings, title, parts[0], advice), now)]
+    shorts = [short for line in lines for short in _short_lines(line)]
+    parts = _parts(shorts)
+    if occurrence is not None:  # once per cause and day: one message
+        shown = parts[0] if parts else []
+        if cut := len(shorts) - len(shown):
+            shown = [*shown, f"……另有 {cut} 条，详见管理后台"]
+        return [_alert_message(chain[0], occurrence, render_alert(settings, title, shown, advice), now)]
     messages = []
     for number, part in enumerate(parts or [[]], 1):
         named = f"{title}（{number}/{len(parts)}）" if len(parts) > 1 else title

@@ -340,11 +340,9 @@ class Dispatcher:
         rows = [row for row in rows if row.kind != alerts.ALERT_KIND]
         if not rows:
             return 0
-        # In parts that each fit one message (twenty lines and "另有 N 条" once ran past 2,048 bytes).
-        now = self.clock.now()
-        messages = alerts.problem_alerts(self.settings, now, "条消息错过发送时间",
-                                         [(row, row.last_error) for row in rows], alerts.MISSED_ADVICE)
-        return alerts.queue_alerts(self.store, messages, now, f"{len(rows)} 条消息错过发送时间")
+        lines = [alerts.problem_line(row, row.last_error, self.settings) for row in rows]
+        return alerts.raise_alert(self.store, self.settings, self.clock.now(), f"{len(rows)} 条消息错过发送时间",
+                                  lines, alerts.MISSED_ADVICE, rows)
 
     # ---- for the scheduler ------------------------------------------------------------------
 
